@@ -1,0 +1,40 @@
+//! Face data for the trainer and for the firmware's tests, with no Burn in sight:
+//!
+//! * [`synth`]: a deterministic 3-D synthetic face generator (identities × views, yaw ±90°,
+//!   pitch ±45°, occluders) with occlusion-correct 14-class part masks ([`classes`]), face boxes
+//!   and 5 landmarks, and a writer for its on-disk layout;
+//! * loaders yielding one item type ([`sample::FaceSample`]) for that layout ([`synth_set`]),
+//!   LFW with its folds and pairs ([`lfw`]) and LFW Part Labels ([`lfw_parts`]);
+//! * contact sheets and class-frequency tables ([`sheet`]).
+//!
+//! ```
+//! use faceunlock_data::{classes::FaceClass, synth::{Generator, View}};
+//!
+//! let generator = Generator::new(7);
+//! let person = generator.identity(0);
+//! let picture = generator.render(&person, &View::posed(90.0, 0.0, 0.0));
+//! let eyes = [FaceClass::LeftEye, FaceClass::RightEye]
+//!     .map(|c| picture.mask.pixels().any(|p| p.0[0] == c as u8));
+//! assert!(eyes[0] != eyes[1], "a profile shows exactly one eye");
+//! ```
+
+pub mod classes;
+pub mod error;
+pub mod lfw;
+pub mod lfw_parts;
+pub mod packed;
+pub mod sample;
+pub mod sheet;
+pub mod synth;
+pub mod synth_set;
+
+pub use error::DataError;
+
+use std::path::PathBuf;
+
+/// Where the development data lives: `$FACEUNLOCK_SHARED`, else `shared/` beside the workspace.
+pub fn shared_root() -> PathBuf {
+    std::env::var_os("FACEUNLOCK_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}

@@ -1,0 +1,279 @@
+//! The firmware configuration, one TOML file (`/etc/faceunlock/config.toml`, or a board file
+//! from `boards/`). Every section rejects unknown keys so a typo is an error, not a silent
+//! default. This file depends on serde alone: the workspace's `build.rs` includes it to
+//! validate every board file at build time.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub board: BoardInfo,
+    #[serde(default)]
+    pub models: ModelsConfig,
+    #[serde(default)]
+    pub camera: CameraConfig,
+    #[serde(default)]
+    pub detector: DetectorConfig,
+    #[serde(default)]
+    pub decision: DecisionConfig,
+    #[serde(default)]
+    pub lockout: LockoutConfig,
+    #[serde(default)]
+    pub relay: RelayConfig,
+    #[serde(default)]
+    pub compute: ComputeConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+/// What the board is: used to pick the board file and to record bench environments.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardInfo {
+    pub id: String,
+    /// Rust target triple the board's build uses.
+    pub target: String,
+    /// Substrings of `/proc/device-tree/model` that identify this board.
+    pub model_match: Vec<String>,
+    /// Files to read the SoC temperature (millidegrees) and throttle flags from.
+    pub thermal_path: Option<PathBuf>,
+    pub throttle_path: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsConfig {
+    pub manifest: PathBuf,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self { manifest: PathBuf::from("models/manifest.toml") }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CameraBackend {
+    /// A V4L2 device (USB webcams; Pi CSI cameras only through `rpicam`).
+    V4l2,
+    /// `rpicam-vid --codec yuv420 -o -`: Pi CSI cameras, whose raw V4L2 node gives Bayer.
+    Rpicam,
+    /// A directory of images, replayed in name order.
+    Directory,
+    /// One still image, repeated.
+    Image,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    pub backend: CameraBackend,
+    /// Device glob for V4L2 (`/dev/v4l/by-id/*-video-index0`), or the directory / image path.
+    pub device: String,
+    /// Preferred pixel formats in order (fourcc: `MJPG`, `YUYV`).
+    pub formats: Vec<String>,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// Frames discarded after opening while exposure settles.
+    pub warmup_frames: u32,
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        Self {
+            backend: CameraBackend::V4l2,
+            device: "/dev/v4l/by-id/*-video-index0".into(),
+            formats: vec!["MJPG".into(), "YUYV".into()],
+            width: 640,
+            height: 480,
+            fps: 15,
+            warmup_frames: 5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorConfig {
+    /// Network input `[width, height]`, multiples of 32.
+    pub input_size: [u32; 2],
+    pub score_threshold: f32,
+    /// Faces whose box is narrower than this (frame pixels) are ignored.
+    pub min_face_px: f32,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self { input_size: [320, 256], score_threshold: 0.6, min_face_px: 48.0 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TargetFar {
+    #[serde(rename = "1e-3")]
+    OneInAThousand,
+    #[serde(rename = "1e-4")]
+    OneInTenThousand,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionConfig {
+    /// Which calibrated threshold of the manifest to use.
+    pub target_far: TargetFar,
+    /// Overrides the manifest's threshold (cosine similarity).
+    pub threshold: Option<f32>,
+    /// Accept when `votes` of the last `window` frames match the same person.
+    pub votes: usize,
+    pub window: usize,
+    pub attempt_timeout_ms: u64,
+    /// Mean luma bounds of the face; frames outside are skipped as too dark / too bright.
+    pub min_brightness: f32,
+    pub max_brightness: f32,
+    /// Minimum variance of the Laplacian of the aligned crop; blurrier frames are skipped.
+    pub min_sharpness: f32,
+    /// Frames an enrolment collects.
+    pub enroll_frames: usize,
+}
+
+impl Default for DecisionConfig {
+    fn default() -> Self {
+        Self {
+            target_far: TargetFar::OneInAThousand,
+            threshold: None,
+            votes: 2,
+            window: 3,
+            attempt_timeout_ms: 4000,
+            min_brightness: 35.0,
+            max_brightness: 225.0,
+            min_sharpness: 15.0,
+            enroll_frames: 5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockoutConfig {
+    /// Consecutive failed attempts before a lockout.
+    pub max_failures: u32,
+    pub base_seconds: u64,
+    /// Each further lockout doubles, up to this.
+    pub max_seconds: u64,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        Self { max_failures: 5, base_seconds: 30, max_seconds: 3600 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RelayBackend {
+    /// Log the relay's state instead of driving a pin (dev box).
+    DryRun,
+    /// A GPIO line through the Linux character device.
+    Cdev,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    pub backend: RelayBackend,
+    /// gpiochip label (e.g. `pinctrl-bcm2711`), stable across kernels unlike chip numbers.
+    pub chip_label: String,
+    pub line_name: Option<String>,
+    /// Used when no line carries `line_name`.
+    pub line_offset: Option<u32>,
+    pub active_low: bool,
+    pub pulse_ms: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self { backend: RelayBackend::DryRun, chip_label: String::new(), line_name: None, line_offset: None, active_low: false, pulse_ms: 1500 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeConfig {
+    /// Inference threads (tract); 1 keeps a core free for capture.
+    pub threads: usize,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        Self { threads: 1 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub state_dir: PathBuf,
+    /// Keep the aligned crops of enrolment frames (off: only embeddings are stored).
+    pub keep_images: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { state_dir: PathBuf::from("/var/lib/faceunlock"), keep_images: false }
+    }
+}
+
+impl Config {
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        let problems = cfg.problems();
+        if problems.is_empty() { Ok(cfg) } else { Err(problems.join("; ")) }
+    }
+
+    /// Values that parse but cannot work, each as a sentence naming the key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let [w, h] = self.detector.input_size;
+        if w == 0 || h == 0 || w % 32 != 0 || h % 32 != 0 {
+            p.push(format!("detector.input_size = [{w}, {h}]: expected positive multiples of 32"));
+        }
+        let d = &self.decision;
+        if d.votes == 0 || d.votes > d.window {
+            p.push(format!("decision.votes = {}: expected 1..=decision.window ({})", d.votes, d.window));
+        }
+        if d.window > 16 {
+            p.push(format!("decision.window = {}: expected at most 16 frames", d.window));
+        }
+        if let Some(t) = d.threshold
+            && !(-1.0..=1.0).contains(&t)
+        {
+            p.push(format!("decision.threshold = {t}: expected a cosine similarity in [-1, 1]"));
+        }
+        if d.enroll_frames == 0 {
+            p.push("decision.enroll_frames = 0: expected at least 1".into());
+        }
+        if self.lockout.max_failures == 0 {
+            p.push("lockout.max_failures = 0: expected at least 1".into());
+        }
+        if self.relay.backend == RelayBackend::Cdev && self.relay.line_name.is_none() && self.relay.line_offset.is_none() {
+            p.push("relay: backend \"cdev\" needs line_name or line_offset".into());
+        }
+        if self.relay.pulse_ms == 0 || self.relay.pulse_ms > 30_000 {
+            p.push(format!("relay.pulse_ms = {}: expected 1..=30000", self.relay.pulse_ms));
+        }
+        if self.compute.threads == 0 {
+            p.push("compute.threads = 0: expected at least 1".into());
+        }
+        for f in &self.camera.formats {
+            if f.len() != 4 {
+                p.push(format!("camera.formats: `{f}` is not a fourcc (expected 4 characters, e.g. MJPG)"));
+            }
+        }
+        p
+    }
+}

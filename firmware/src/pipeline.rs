@@ -1,0 +1,80 @@
+//! One frame through the stages: detect → align → quality gate → embed, timing each stage.
+//! Buffers are owned and reused, so a warm pipeline does no per-frame image allocation.
+
+use crate::detect::{DetectError, Detection, FaceDetector};
+use crate::embed::{EmbedError, Embedder};
+use crate::quality::{self, Quality, Rejection};
+use faceunlock_core::align::{AlignError, Aligner};
+use faceunlock_core::geometry::CropSpec;
+use image::RgbImage;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+    #[error(transparent)]
+    Align(#[from] AlignError),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+}
+
+/// Time spent in each stage for one frame (zero for stages not reached).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StageTimes {
+    pub capture: Duration,
+    pub decode: Duration,
+    pub detect: Duration,
+    pub align: Duration,
+    pub embed: Duration,
+    pub matching: Duration,
+}
+
+/// What a frame yielded.
+#[derive(Debug, PartialEq)]
+pub enum FaceOutcome<'a> {
+    NoFace,
+    /// A face was found but skipped by the quality gate.
+    Skipped(Rejection, Quality),
+    Embedded { face: Detection, embedding: &'a [f32], quality: Quality },
+}
+
+pub struct Pipeline {
+    pub detector: Box<dyn FaceDetector + Send>,
+    pub embedder: Embedder,
+    aligner: Aligner,
+    pub min_face_px: f32,
+    pub gate: crate::config::DecisionConfig,
+}
+
+impl Pipeline {
+    pub fn new(detector: Box<dyn FaceDetector + Send>, embedder: Embedder, min_face_px: f32, gate: crate::config::DecisionConfig) -> Self {
+        let aligner = Aligner::new(CropSpec::arcface(embedder.crop_size()));
+        Self { detector, embedder, aligner, min_face_px, gate }
+    }
+
+    /// The aligned crop of the last embedded face.
+    pub fn last_crop(&self) -> &RgbImage {
+        self.aligner.crop()
+    }
+
+    /// Process one frame: the largest face wide enough is aligned, gated and embedded.
+    pub fn process(&mut self, frame: &RgbImage, times: &mut StageTimes) -> Result<FaceOutcome<'_>, PipelineError> {
+        let t = Instant::now();
+        let faces = self.detector.detect(frame)?;
+        let face = faces.iter().filter(|f| f.face_box[2] >= self.min_face_px).max_by(|a, b| a.area().total_cmp(&b.area())).copied();
+        times.detect = t.elapsed();
+        let Some(face) = face else { return Ok(FaceOutcome::NoFace) };
+        let t = Instant::now();
+        let crop = self.aligner.align(frame, &face.landmarks)?;
+        let q = quality::measure(crop);
+        times.align = t.elapsed();
+        if let Some(why) = q.check(&self.gate) {
+            return Ok(FaceOutcome::Skipped(why, q));
+        }
+        let t = Instant::now();
+        let embedding = self.embedder.embed(self.aligner.crop())?;
+        times.embed = t.elapsed();
+        Ok(FaceOutcome::Embedded { face, embedding, quality: q })
+    }
+}

@@ -1,0 +1,302 @@
+//! The subcommands of `faceunlock-train`: argument structs and the thin glue to the library.
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::backend::AutodiffBackend;
+use clap::Args;
+use faceunlock_data::lfw::Lfw;
+use faceunlock_data::lfw_parts::{LfwParts, Split};
+use faceunlock_data::sheet::{self, ClassFrequency};
+use faceunlock_data::synth::{Generator, writer::write_dataset};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use trainer::model::{EncoderConfig, ModelConfig};
+use trainer::sources::{Pool, TRAIN_FOLDS, TEST_FOLDS, save_list, split};
+use trainer::training::{TrainConfig, load_trained, train as train_loop};
+
+fn shared(rel: &str) -> PathBuf {
+    faceunlock_data::shared_root().join(rel)
+}
+
+#[derive(Args)]
+pub struct SynthArgs {
+    #[arg(long, default_value_t = 67)]
+    people: u32,
+    #[arg(long, default_value_t = 180)]
+    views: u32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long)]
+    out: PathBuf,
+    /// Fraction of views with an occluder (mask, hand, cap).
+    #[arg(long, default_value_t = 0.15)]
+    occlusion: f64,
+}
+
+pub fn synth(a: SynthArgs) -> Result<()> {
+    if a.people == 0 || a.views == 0 {
+        bail!("--people and --views must be at least 1");
+    }
+    let generator = Generator { occlusion_rate: a.occlusion, ..Generator::new(a.seed) };
+    let total = (a.people * a.views) as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}").expect("valid template"));
+    let started = Instant::now();
+    write_dataset(&generator, a.people, a.views, &a.out, &|n| bar.set_position(n as u64)).with_context(|| format!("writing {}", a.out.display()))?;
+    bar.finish_and_clear();
+    let s = started.elapsed().as_secs_f64();
+    println!("wrote {total} images of {} people to {} in {s:.1} s ({:.1} img/s)", a.people, a.out.display(), total as f64 / s);
+    Ok(())
+}
+
+pub fn sheets(seed: u64, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let g = Generator::new(seed);
+    for (name, img) in [("synth_poses.png", sheet::pose_sheet(&g, 0)), ("synth_people.png", sheet::people_sheet(&g, 0))] {
+        let path = out.join(name);
+        img.save(&path).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+pub fn class_stats(seed: u64, images: u32) -> String {
+    use rayon::prelude::*;
+    let g = Generator::new(seed);
+    let views = 20;
+    let people = images.div_ceil(views);
+    let masks: Vec<_> = (0..images).into_par_iter().map(|i| g.render(&g.identity(i / views), &g.view(i / views, i % views)).mask).collect();
+    let mut freq = ClassFrequency::default();
+    masks.iter().for_each(|m| freq.add(m));
+    format!("{images} generated images ({people} people × up to {views} views, seed {seed})\n\n{}", freq.table())
+}
+
+#[derive(Args)]
+pub struct LandmarkArgs {
+    #[arg(long, default_value_os_t = shared("data/lfw"))]
+    lfw: PathBuf,
+    #[arg(long, default_value_os_t = shared("data/lfw-parts"))]
+    parts: PathBuf,
+    #[arg(long, default_value_os_t = shared("models/yunet.onnx"))]
+    detector: PathBuf,
+    #[arg(long, default_value = "cache/lfw-landmarks.jsonl")]
+    out: PathBuf,
+}
+
+pub fn landmarks(a: LandmarkArgs) -> Result<()> {
+    let lfw = Lfw::open(&a.lfw)?;
+    let all_folds: Vec<usize> = TRAIN_FOLDS.iter().chain(&TEST_FOLDS).copied().collect();
+    let mut images: Vec<PathBuf> = lfw.people_samples(&all_folds).0.into_iter().map(|r| r.image).collect();
+    if a.parts.exists() {
+        let parts = LfwParts::open(&a.parts)?;
+        for split in [Split::Train, Split::Validation, Split::Test] {
+            images.extend(parts.samples(split)?.0.into_iter().map(|r| r.image));
+        }
+    }
+    let started = Instant::now();
+    let (found, missed) = trainer::landmarks::detect_all(&a.detector, &images, [256, 256])?;
+    trainer::landmarks::save(&a.out, &found)?;
+    println!(
+        "{} of {} images have a face ({} without) in {:.0} s → {}",
+        found.len(),
+        images.len(),
+        missed.len(),
+        started.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct PackArgs {
+    #[arg(long, default_value_os_t = shared("data/lfw"))]
+    lfw: PathBuf,
+    #[arg(long, default_value_os_t = shared("data/lfw-parts"))]
+    parts: PathBuf,
+    #[arg(long, default_value = "cache/lfw-landmarks.jsonl")]
+    landmarks: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    /// Side of the packed crops (the 128 crop's template fills the middle 75 %).
+    #[arg(long, default_value_t = 160)]
+    size: u32,
+    #[arg(long, default_value_t = 85)]
+    quality: u8,
+}
+
+/// Pack the training people of LFW (folds 1-5) and their part labels into compact crops.
+pub fn pack(a: PackArgs) -> Result<()> {
+    use rayon::prelude::*;
+    let faces = trainer::landmarks::load(&a.landmarks)?;
+    let mut pool = Pool::default();
+    pool.add_lfw(&a.lfw, a.parts.exists().then_some(a.parts.as_path()), &faces)?;
+    faceunlock_data::packed::create_dirs(&a.out)?;
+    let records: Vec<_> = pool
+        .samples
+        .par_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let sample = r.load()?;
+            faceunlock_data::packed::write_record(&a.out, i, &sample, a.size, a.quality)
+        })
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    faceunlock_data::packed::write_index(&a.out, &records)?;
+    println!(
+        "packed {} samples of {} identities ({} without landmarks) into {} ({:.1} MB)",
+        records.len(),
+        pool.identities,
+        pool.missing_landmarks,
+        a.out.display(),
+        faceunlock_data::packed::size_on_disk(&a.out) as f64 / 1e6
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Run directory (config, checkpoints, metrics.csv, splits); resumes if it has a state.
+    #[arg(long)]
+    out: PathBuf,
+    /// Generated set(s) to train on.
+    #[arg(long)]
+    synth: Vec<PathBuf>,
+    /// Packed sets (from `faceunlock-train pack`) to train on.
+    #[arg(long)]
+    packed: Vec<PathBuf>,
+    /// LFW root; people of folds 1-5 are trained on.
+    #[arg(long)]
+    lfw: Option<PathBuf>,
+    /// LFW Part Labels root (masks for folds 1-5 people).
+    #[arg(long)]
+    parts: Option<PathBuf>,
+    /// Landmark cache from `faceunlock-train landmarks` (needed with --lfw).
+    #[arg(long, default_value = "cache/lfw-landmarks.jsonl")]
+    landmarks: PathBuf,
+    #[arg(long, default_value_os_t = shared("models/mobilenet_v2_imagenet.safetensors"))]
+    imagenet: PathBuf,
+    /// Start from random weights instead of ImageNet.
+    #[arg(long)]
+    no_imagenet: bool,
+    /// The ablation: no segmentation teacher.
+    #[arg(long)]
+    id_only: bool,
+    #[arg(long, default_value_t = 125)]
+    epochs: usize,
+    #[arg(long, default_value_t = 20)]
+    patience: usize,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    #[arg(long)]
+    steps_per_epoch: Option<usize>,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 1.0)]
+    lambda_seg: f64,
+    #[arg(long, default_value_t = 0.1)]
+    lambda_id: f64,
+    /// Stop before an epoch that would end past this many minutes.
+    #[arg(long)]
+    max_minutes: Option<f64>,
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let mut pool = Pool::default();
+    for dir in &a.synth {
+        pool.add_synth(dir).with_context(|| format!("loading generated set {}", dir.display()))?;
+    }
+    for dir in &a.packed {
+        pool.add_packed(dir).with_context(|| format!("loading packed set {}", dir.display()))?;
+    }
+    if let Some(lfw) = &a.lfw {
+        let faces = trainer::landmarks::load(&a.landmarks)?;
+        pool.add_lfw(lfw, a.parts.as_deref(), &faces)?;
+    }
+    if pool.samples.is_empty() {
+        bail!("no training data: give --synth DIR and/or --lfw DIR");
+    }
+    let splits = split(std::mem::take(&mut pool.samples), 0.1, 0.1, a.seed);
+    log::info!(
+        "{} identities: {} train / {} val / {} closed-set test images ({} dropped without landmarks)",
+        pool.identities,
+        splits.train.len(),
+        splits.val.len(),
+        splits.test.len(),
+        pool.missing_landmarks
+    );
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    for (name, list) in [("train.jsonl", &splits.train), ("val.jsonl", &splits.val), ("test.jsonl", &splits.test)] {
+        save_list(&a.out.join(name), list)?;
+    }
+    let model = ModelConfig::new(EncoderConfig::new(), pool.identities).with_teacher(!a.id_only);
+    let cfg = TrainConfig::new(model)
+        .with_max_epochs(a.epochs)
+        .with_patience(a.patience)
+        .with_batch_size(a.batch)
+        .with_steps_per_epoch(a.steps_per_epoch)
+        .with_learning_rate(a.lr)
+        .with_seed(a.seed)
+        .with_lambda_seg(a.lambda_seg)
+        .with_lambda_id(a.lambda_id)
+        .with_time_budget_minutes(a.max_minutes)
+        .with_imagenet((!a.no_imagenet).then(|| a.imagenet.display().to_string()));
+    run_backend(&cfg, &splits.train, &splits.val, &a.out)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn run_backend(cfg: &TrainConfig, train: &[faceunlock_data::sample::SampleRef], val: &[faceunlock_data::sample::SampleRef], out: &Path) -> Result<()> {
+    log::info!("backend: Burn flex (CPU)");
+    report::<burn::backend::Autodiff<burn::backend::Flex>>(cfg, train, val, out, &Default::default())
+}
+
+#[cfg(feature = "cuda")]
+fn run_backend(cfg: &TrainConfig, train: &[faceunlock_data::sample::SampleRef], val: &[faceunlock_data::sample::SampleRef], out: &Path) -> Result<()> {
+    log::info!("backend: Burn CUDA");
+    report::<burn::backend::Autodiff<burn::backend::Cuda>>(cfg, train, val, out, &Default::default())
+}
+
+fn report<B: AutodiffBackend>(cfg: &TrainConfig, train: &[faceunlock_data::sample::SampleRef], val: &[faceunlock_data::sample::SampleRef], out: &Path, device: &B::Device) -> Result<()> {
+    let r = train_loop::<B>(cfg, train, val, out, device)?;
+    println!(
+        "done: {} epochs, best epoch {} (val loss {:.4}); last val id acc {:.3}, mIoU {:.3}; {:.1} train img/s",
+        r.state.epochs_done,
+        r.state.best_epoch,
+        r.state.best_val_loss.unwrap_or(f64::NAN),
+        r.last_val.id_accuracy,
+        r.last_val.miou,
+        r.train_images_per_second
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Training run directory.
+    #[arg(long)]
+    run: PathBuf,
+    /// Where to write the ONNX file.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn export(a: ExportArgs) -> Result<()> {
+    type B = burn::backend::Flex;
+    let device = Default::default();
+    let (_, model) = load_trained::<B>(&a.run, &device)?;
+    let bytes = trainer::export::export_onnx(&model.encoder, &model.id_head);
+    if let Some(dir) = a.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    faceunlock_data::error::write_atomic(&a.out, &bytes)?;
+    println!(
+        "wrote {} ({} bytes, sha256 {}, {} parameters)",
+        a.out.display(),
+        bytes.len(),
+        faceunlock_core::contract::sha256_hex(&bytes),
+        model.shipped_parameters()
+    );
+    Ok(())
+}

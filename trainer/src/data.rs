@@ -1,0 +1,170 @@
+//! From samples on disk to training batches: decode, augment (mirror with left/right class
+//! swap, small affine jitter, colour jitter), align with the firmware's own aligner, normalise.
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use faceunlock_core::align::{Aligner, warp_labels_into};
+use faceunlock_core::geometry::{CropSpec, Similarity};
+use faceunlock_core::normalize::Normalization;
+use faceunlock_data::classes::{NUM_CLASSES, UNLABELLED, mirror_label};
+use faceunlock_data::sample::{FaceSample, SampleRef};
+use faceunlock_data::DataError;
+use image::{GrayImage, RgbImage};
+use rand::Rng;
+use rayon::prelude::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("{0}: no landmarks; expected 5 points from the generator or the detection cache")]
+    NoLandmarks(String),
+    #[error("{0}: landmarks are degenerate")]
+    Degenerate(String),
+}
+
+/// Augmentation strengths; `None` anywhere means "off".
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Augment {
+    pub flip: bool,
+    /// Max rotation (degrees), scale change (fraction) and shift (pixels) of the crop.
+    pub affine: [f32; 3],
+    /// Max brightness, contrast and saturation change (fractions).
+    pub colour: [f32; 3],
+}
+
+impl Augment {
+    pub const NONE: Self = Self { flip: false, affine: [0.0; 3], colour: [0.0; 3] };
+    pub const TRAIN: Self = Self { flip: true, affine: [8.0, 0.06, 3.0], colour: [0.2, 0.2, 0.2] };
+}
+
+/// One sample ready for a batch.
+pub struct Prepared {
+    pub image: Vec<f32>,
+    /// Per pixel, the bit set of classes it may be (0: ignore); `None` without a mask.
+    pub admissible: Option<Vec<u16>>,
+    pub identity: u32,
+}
+
+fn mirror_rgb(img: &RgbImage) -> RgbImage {
+    image::imageops::flip_horizontal(img)
+}
+
+fn mirror_mask(mask: &GrayImage) -> GrayImage {
+    let mut m = image::imageops::flip_horizontal(mask);
+    m.pixels_mut().for_each(|p| p.0[0] = mirror_label(p.0[0]));
+    m
+}
+
+fn jitter_colour<R: Rng>(img: &mut RgbImage, strength: [f32; 3], rng: &mut R) {
+    if strength == [0.0; 3] {
+        return;
+    }
+    let mut draw = |s: f32| if s > 0.0 { 1.0 + rng.random_range(-s..s) } else { 1.0 };
+    let (bright, contrast, sat) = (draw(strength[0]), draw(strength[1]), draw(strength[2]));
+    for p in img.pixels_mut() {
+        let [r, g, b] = p.0.map(|v| v as f32);
+        let grey = 0.299 * r + 0.587 * g + 0.114 * b;
+        p.0 = [r, g, b].map(|v| {
+            let v = grey + (v - grey) * sat;
+            let v = 128.0 + (v - 128.0) * contrast;
+            (v * bright).clamp(0.0, 255.0) as u8
+        });
+    }
+}
+
+/// Decode-free preparation of an already loaded sample.
+pub fn prepare<R: Rng>(sample: &FaceSample, name: &str, spec: CropSpec, aug: Augment, rng: &mut R) -> Result<Prepared, PrepareError> {
+    let marks = sample.landmarks.ok_or_else(|| PrepareError::NoLandmarks(name.into()))?;
+    let flip = aug.flip && rng.random_bool(0.5);
+    let (image, mask, marks) = if flip {
+        let w = sample.image.width() as f32;
+        (mirror_rgb(&sample.image), sample.mask.as_ref().map(mirror_mask), marks.mirrored(w))
+    } else {
+        (sample.image.clone(), sample.mask.clone(), marks)
+    };
+    let [rot, scale, shift] = aug.affine;
+    let centre = [spec.size as f32 / 2.0; 2];
+    let mut jitter = Similarity::IDENTITY;
+    if rot > 0.0 || scale > 0.0 || shift > 0.0 {
+        let mut draw = |s: f32| if s > 0.0 { rng.random_range(-s..s) } else { 0.0 };
+        jitter = Similarity::about(centre, draw(rot), 1.0 + draw(scale));
+        jitter.tx += draw(shift);
+        jitter.ty += draw(shift);
+    }
+    let mut aligner = Aligner::new(spec);
+    let to_frame = aligner.crop_to_frame(&marks, &jitter).map_err(|_| PrepareError::Degenerate(name.into()))?;
+    let mut crop = aligner.align_jittered(&image, &marks, &jitter).map_err(|_| PrepareError::Degenerate(name.into()))?.clone();
+    jitter_colour(&mut crop, aug.colour, rng);
+    let admissible = mask.map(|m| {
+        let mut out = GrayImage::new(spec.size, spec.size);
+        warp_labels_into(&m, &to_frame, UNLABELLED, &mut out);
+        out.pixels().map(|p| sample.labelled.admissible(p.0[0])).collect()
+    });
+    Ok(Prepared { image: Normalization::IMAGENET.to_chw(&crop), admissible, identity: sample.identity })
+}
+
+/// A training batch on device `B`.
+pub struct Batch<B: Backend> {
+    pub images: Tensor<B, 4>,
+    pub identities: Tensor<B, 1, Int>,
+    /// `[batch, classes, H, W]`: 1 where the class is admissible for the pixel.
+    pub admissible: Tensor<B, 4>,
+    /// `[batch, H, W]`: 1 where the pixel has a label.
+    pub labelled: Tensor<B, 3>,
+    pub len: usize,
+}
+
+pub fn collate<B: Backend>(items: &[Prepared], size: usize, device: &B::Device) -> Batch<B> {
+    let n = items.len();
+    let plane = size * size;
+    let images: Vec<f32> = items.iter().flat_map(|p| p.image.iter().copied()).collect();
+    let ids: Vec<i64> = items.iter().map(|p| p.identity as i64).collect();
+    let mut admissible = vec![0.0f32; n * NUM_CLASSES * plane];
+    let mut labelled = vec![0.0f32; n * plane];
+    for (b, item) in items.iter().enumerate() {
+        let Some(bits) = &item.admissible else { continue };
+        for (i, set) in bits.iter().enumerate() {
+            if *set == 0 {
+                continue;
+            }
+            labelled[b * plane + i] = 1.0;
+            for c in 0..NUM_CLASSES {
+                if set & (1 << c) != 0 {
+                    admissible[(b * NUM_CLASSES + c) * plane + i] = 1.0;
+                }
+            }
+        }
+    }
+    Batch {
+        images: Tensor::from_data(TensorData::new(images, [n, 3, size, size]), device),
+        identities: Tensor::from_data(TensorData::new(ids, [n]), device),
+        admissible: Tensor::from_data(TensorData::new(admissible, [n, NUM_CLASSES, size, size]), device),
+        labelled: Tensor::from_data(TensorData::new(labelled, [n, size, size]), device),
+        len: n,
+    }
+}
+
+/// Load and prepare `refs` in parallel; failures are counted, not fatal. Each item gets its own
+/// RNG stream from `(seed, index)`, so a batch is reproducible whatever the thread count.
+pub fn prepare_refs(refs: &[&SampleRef], spec: CropSpec, aug: Augment, seed: u64) -> (Vec<Prepared>, Vec<PrepareError>) {
+    use rand::SeedableRng;
+    let results: Vec<_> = refs
+        .par_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let sample = r.load()?;
+            prepare(&sample, &r.image.display().to_string(), spec, aug, &mut rng)
+        })
+        .collect();
+    let mut ok = Vec::with_capacity(results.len());
+    let mut failed = Vec::new();
+    for r in results {
+        match r {
+            Ok(p) => ok.push(p),
+            Err(e) => failed.push(e),
+        }
+    }
+    (ok, failed)
+}

@@ -1,0 +1,175 @@
+//! MobileNetV2 encoder (Sandler et al. 2018), laid out exactly as torchvision's `features` so the
+//! ImageNet weights load by name. Besides the final 1280-channel map it exposes the skip features
+//! the segmentation teacher's U-Net taps (the TF Pix2Pix choice: the expansion activations of
+//! blocks 1, 3, 6 and 13, and block 16's projection).
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::prelude::*;
+
+/// `min(max(x, 0), 6)`.
+pub fn relu6<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    x.clamp(0.0, 6.0)
+}
+
+/// Conv (no bias) + batch norm, optionally followed by ReLU6.
+#[derive(Module, Debug)]
+pub struct ConvBn<B: Backend> {
+    pub conv: Conv2d<B>,
+    pub bn: BatchNorm<B>,
+    pub relu6: bool,
+}
+
+impl<B: Backend> ConvBn<B> {
+    pub fn new(device: &B::Device, cin: usize, cout: usize, kernel: usize, stride: usize, groups: usize, relu6: bool) -> Self {
+        let conv = Conv2dConfig::new([cin, cout], [kernel, kernel])
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(kernel / 2, kernel / 2, kernel / 2, kernel / 2))
+            .with_groups(groups)
+            .with_bias(false)
+            .init(device);
+        Self { conv, bn: BatchNormConfig::new(cout).init(device), relu6 }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let y = self.bn.forward(self.conv.forward(x));
+        if self.relu6 { relu6(y) } else { y }
+    }
+}
+
+/// One inverted-residual block: optional 1×1 expansion, 3×3 depthwise, 1×1 linear projection.
+#[derive(Module, Debug)]
+pub struct InvertedResidual<B: Backend> {
+    pub expand: Option<ConvBn<B>>,
+    pub depthwise: ConvBn<B>,
+    pub project: ConvBn<B>,
+    pub residual: bool,
+}
+
+impl<B: Backend> InvertedResidual<B> {
+    fn new(device: &B::Device, cin: usize, cout: usize, stride: usize, expansion: usize) -> Self {
+        let hidden = cin * expansion;
+        Self {
+            expand: (expansion != 1).then(|| ConvBn::new(device, cin, hidden, 1, 1, 1, true)),
+            depthwise: ConvBn::new(device, hidden, hidden, 3, stride, hidden, true),
+            project: ConvBn::new(device, hidden, cout, 1, 1, 1, false),
+            residual: stride == 1 && cin == cout,
+        }
+    }
+
+    /// Output and the expansion activation (the block's input when there is no expansion).
+    fn forward_tapped(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let expanded = match &self.expand {
+            Some(e) => e.forward(x.clone()),
+            None => x.clone(),
+        };
+        let y = self.project.forward(self.depthwise.forward(expanded.clone()));
+        (if self.residual { y + x } else { y }, expanded)
+    }
+}
+
+/// `(expansion t, channels c, repeats n, first stride s)` of torchvision's MobileNetV2.
+pub const SETTINGS: [(usize, usize, usize, usize); 7] =
+    [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
+
+/// Channel counts rounded the way torchvision rounds them for a width multiplier.
+pub fn make_divisible(v: f32, divisor: usize) -> usize {
+    let d = divisor as f32;
+    let new = ((v + d / 2.0) / d).floor().max(1.0) as usize * divisor;
+    if (new as f32) < 0.9 * v { new + divisor } else { new }
+}
+
+/// Indices (into `blocks`, i.e. torchvision `features.{i+1}`) whose expansion activations are
+/// skip taps: blocks 1, 3, 6 and 13 in TF numbering.
+const SKIP_BLOCKS: [usize; 4] = [1, 3, 6, 13];
+
+#[derive(Module, Debug)]
+pub struct Encoder<B: Backend> {
+    /// `features.0`
+    pub stem: ConvBn<B>,
+    /// `features.1` … `features.17`
+    pub blocks: Vec<InvertedResidual<B>>,
+    /// `features.18`
+    pub head: ConvBn<B>,
+}
+
+/// What the encoder hands to the task heads.
+pub struct EncoderOutput<B: Backend> {
+    /// Strides 2, 4, 8, 16 (e.g. 64², 32², 16², 8² at a 128² input).
+    pub skips: [Tensor<B, 4>; 4],
+    /// Block 16's projection, stride 32 (320 channels at width 1).
+    pub bottleneck: Tensor<B, 4>,
+    /// `features.18` output, stride 32 (1280 channels at width ≤ 1).
+    pub top: Tensor<B, 4>,
+}
+
+#[derive(Config, Debug)]
+pub struct EncoderConfig {
+    #[config(default = 1.0)]
+    pub width: f32,
+}
+
+impl EncoderConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Encoder<B> {
+        let mut cin = make_divisible(32.0 * self.width, 8);
+        let stem = ConvBn::new(device, 3, cin, 3, 2, 1, true);
+        let mut blocks = Vec::new();
+        for (t, c, n, s) in SETTINGS {
+            let cout = make_divisible(c as f32 * self.width, 8);
+            for i in 0..n {
+                blocks.push(InvertedResidual::new(device, cin, cout, if i == 0 { s } else { 1 }, t));
+                cin = cout;
+            }
+        }
+        let top = make_divisible(1280.0 * self.width.max(1.0), 8);
+        Encoder { stem, blocks, head: ConvBn::new(device, cin, top, 1, 1, 1, true) }
+    }
+}
+
+impl<B: Backend> Encoder<B> {
+    /// Every conv + batch-norm unit, input to output.
+    pub fn units(&self) -> impl Iterator<Item = &ConvBn<B>> {
+        let blocks = self.blocks.iter().flat_map(|b| b.expand.iter().chain([&b.depthwise, &b.project]));
+        std::iter::once(&self.stem).chain(blocks).chain(std::iter::once(&self.head))
+    }
+
+    /// Trainable parameters (Burn's `num_params` also counts batch-norm running statistics).
+    pub fn trainable_parameters(&self) -> usize {
+        let running: usize = self.units().map(|u| 2 * u.bn.gamma.dims()[0]).sum();
+        self.num_params() - running
+    }
+
+    pub fn top_channels(&self) -> usize {
+        self.head.bn.gamma.dims()[0]
+    }
+
+    /// Channels of the four skip taps and of the bottleneck.
+    pub fn tap_channels(&self) -> ([usize; 4], usize) {
+        let expanded = |i: usize| self.blocks[i].expand.as_ref().map_or(0, |e| e.bn.gamma.dims()[0]);
+        (SKIP_BLOCKS.map(expanded), self.blocks.last().map_or(0, |b| b.project.bn.gamma.dims()[0]))
+    }
+
+    pub fn forward(&self, image: Tensor<B, 4>) -> EncoderOutput<B> {
+        let mut x = self.stem.forward(image);
+        let mut skips = Vec::with_capacity(4);
+        for (i, block) in self.blocks.iter().enumerate() {
+            let (y, expanded) = block.forward_tapped(x);
+            if SKIP_BLOCKS.contains(&i) {
+                skips.push(expanded);
+            }
+            x = y;
+        }
+        let top = self.head.forward(x.clone());
+        let skips: [Tensor<B, 4>; 4] = skips.try_into().unwrap_or_else(|_| unreachable!("four skip taps"));
+        EncoderOutput { skips, bottleneck: x, top }
+    }
+
+    /// Only the final feature map: the path that ships.
+    pub fn forward_top(&self, image: Tensor<B, 4>) -> Tensor<B, 4> {
+        let mut x = self.stem.forward(image);
+        for block in &self.blocks {
+            x = block.forward_tapped(x).0;
+        }
+        self.head.forward(x)
+    }
+}

@@ -1,0 +1,324 @@
+//! The training loop: Adam, early stopping on validation loss, checkpoint + resume, the config
+//! saved next to the weights, one CSV row per epoch, progress bars.
+
+use crate::data::{Augment, Batch, Prepared, collate, prepare_refs};
+use crate::loss::{id_loss, seg_loss};
+use crate::model::{ModelConfig, SegDistilledId};
+use anyhow::{Context, Result};
+use burn::module::AutodiffModule;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use faceunlock_core::geometry::CropSpec;
+use faceunlock_data::classes::NUM_CLASSES;
+use faceunlock_data::sample::SampleRef;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Config, Debug)]
+pub struct TrainConfig {
+    pub model: ModelConfig,
+    #[config(default = 1.0)]
+    pub lambda_seg: f64,
+    #[config(default = 0.1)]
+    pub lambda_id: f64,
+    #[config(default = 1e-3)]
+    pub learning_rate: f64,
+    #[config(default = 32)]
+    pub batch_size: usize,
+    #[config(default = 125)]
+    pub max_epochs: usize,
+    #[config(default = 20)]
+    pub patience: usize,
+    #[config(default = 1)]
+    pub seed: u64,
+    /// Stop an epoch after this many steps (smoke tests, budgeted runs).
+    pub steps_per_epoch: Option<usize>,
+    #[config(default = "Augment::TRAIN")]
+    pub augment: Augment,
+    /// ImageNet MobileNetV2 safetensors to initialise the encoder from.
+    pub imagenet: Option<String>,
+    /// Wall-clock budget: no epoch is started that would be expected to end past it.
+    pub time_budget_minutes: Option<f64>,
+}
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const MODEL_FILE: &str = "model";
+pub const BEST_FILE: &str = "best";
+const OPTIMIZER_FILE: &str = "optimizer";
+const STATE_FILE: &str = "state.json";
+pub const METRICS_FILE: &str = "metrics.csv";
+
+/// Where the loop stands; saved after every epoch so a run can resume.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct TrainState {
+    pub epochs_done: usize,
+    pub best_val_loss: Option<f64>,
+    pub best_epoch: usize,
+    pub stale_epochs: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EpochMetrics {
+    pub loss: f64,
+    pub seg: f64,
+    pub id: f64,
+    pub id_accuracy: f64,
+    pub miou: f64,
+    pub images: usize,
+}
+
+fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
+    NamedMpkFileRecorder::new()
+}
+
+/// Build a model as the config says, from ImageNet weights where given.
+pub fn init_model<B: Backend>(config: &TrainConfig, device: &B::Device) -> Result<SegDistilledId<B>> {
+    let mut model = config.model.init::<B>(device);
+    if let Some(path) = &config.imagenet {
+        model.encoder = crate::model::imagenet::load_imagenet(model.encoder, Path::new(path), device)?;
+    }
+    Ok(model)
+}
+
+/// Loss terms and accuracy of one batch.
+struct StepOut<B: Backend> {
+    loss: Tensor<B, 1>,
+    seg: Option<Tensor<B, 1>>,
+    id: Tensor<B, 1>,
+    correct: Tensor<B, 1, Int>,
+    seg_logits: Option<Tensor<B, 4>>,
+}
+
+fn step<B: Backend>(model: &SegDistilledId<B>, batch: &Batch<B>, cfg: &TrainConfig) -> StepOut<B> {
+    let out = model.forward(batch.images.clone());
+    let id = id_loss(out.id_logits.clone(), batch.identities.clone());
+    let correct = out.id_logits.argmax(1).squeeze_dim::<1>(1).equal(batch.identities.clone()).int().sum();
+    let seg = out.seg_logits.as_ref().map(|l| seg_loss(l.clone(), batch.admissible.clone(), batch.labelled.clone()));
+    let loss = match &seg {
+        Some(s) => s.clone().mul_scalar(cfg.lambda_seg) + id.clone().mul_scalar(cfg.lambda_id),
+        None => id.clone().mul_scalar(cfg.lambda_id),
+    };
+    StepOut { loss, seg, id, correct, seg_logits: out.seg_logits }
+}
+
+/// Per-class intersection and union over pixels with exactly one admissible class.
+fn iou_counts<B: Backend>(logits: Tensor<B, 4>, batch: &Batch<B>) -> ([f64; NUM_CLASSES], [f64; NUM_CLASSES]) {
+    let single = batch.admissible.clone().sum_dim(1).equal_elem(1.0).float();
+    let pred = logits.argmax(1);
+    let (mut inter, mut union) = ([0.0; NUM_CLASSES], [0.0; NUM_CLASSES]);
+    for c in 0..NUM_CLASSES {
+        let p = pred.clone().equal_elem(c as i64).float() * single.clone();
+        let t = batch.admissible.clone().narrow(1, c, 1) * single.clone();
+        inter[c] = (p.clone() * t.clone()).sum().into_scalar().elem::<f64>();
+        union[c] = p.max_pair(t).sum().into_scalar().elem::<f64>();
+    }
+    (inter, union)
+}
+
+/// Prepared batches in order, produced on a worker thread one batch ahead of the consumer.
+fn batches<'a>(
+    refs: &'a [SampleRef],
+    order: Vec<usize>,
+    batch_size: usize,
+    augment: Augment,
+    seed: u64,
+    scope: &'a std::thread::Scope<'a, '_>,
+) -> std::sync::mpsc::Receiver<Vec<Prepared>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    scope.spawn(move || {
+        for (k, chunk) in order.chunks(batch_size).enumerate() {
+            let items: Vec<&SampleRef> = chunk.iter().map(|i| &refs[*i]).collect();
+            let (ok, failed) = prepare_refs(&items, CropSpec::default(), augment, seed.wrapping_add(k as u64 * 7919));
+            for e in failed {
+                log::warn!("skipped: {e}");
+            }
+            if tx.send(ok).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+/// Evaluate on `refs` without augmentation.
+pub fn validate<B: Backend>(model: &SegDistilledId<B>, refs: &[SampleRef], cfg: &TrainConfig, device: &B::Device) -> EpochMetrics {
+    let mut m = EpochMetrics::default();
+    let (mut inter, mut union) = ([0.0; NUM_CLASSES], [0.0; NUM_CLASSES]);
+    let mut correct = 0usize;
+    std::thread::scope(|scope| {
+        for items in batches(refs, (0..refs.len()).collect(), cfg.batch_size, Augment::NONE, cfg.seed, scope) {
+            if items.is_empty() {
+                continue;
+            }
+            let batch = collate::<B>(&items, CropSpec::default().size as usize, device);
+            let out = step(model, &batch, cfg);
+            let n = batch.len as f64;
+            m.loss += out.loss.into_scalar().elem::<f64>() * n;
+            m.id += out.id.into_scalar().elem::<f64>() * n;
+            m.seg += out.seg.map_or(0.0, |s| s.into_scalar().elem::<f64>()) * n;
+            correct += out.correct.into_scalar().elem::<i64>() as usize;
+            if let Some(logits) = out.seg_logits {
+                let (i, u) = iou_counts(logits, &batch);
+                for c in 0..NUM_CLASSES {
+                    inter[c] += i[c];
+                    union[c] += u[c];
+                }
+            }
+            m.images += batch.len;
+        }
+    });
+    let n = m.images.max(1) as f64;
+    m.loss /= n;
+    m.id /= n;
+    m.seg /= n;
+    m.id_accuracy = correct as f64 / n;
+    let ious: Vec<f64> = inter.iter().zip(&union).filter(|(_, u)| **u > 0.0).map(|(i, u)| i / u).collect();
+    m.miou = if ious.is_empty() { 0.0 } else { ious.iter().sum::<f64>() / ious.len() as f64 };
+    m
+}
+
+pub struct TrainReport {
+    pub state: TrainState,
+    pub last_val: EpochMetrics,
+    pub train_images_per_second: f64,
+}
+
+/// Train (or resume training) into `dir`.
+pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], val_refs: &[SampleRef], dir: &Path, device: &B::Device) -> Result<TrainReport> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let state_path = dir.join(STATE_FILE);
+    let resuming = state_path.exists();
+    let mut model = init_model::<B>(cfg, device)?;
+    let mut optim = AdamConfig::new().init::<B, SegDistilledId<B>>();
+    let mut state = TrainState::default();
+    if resuming {
+        let text = std::fs::read_to_string(&state_path).with_context(|| format!("reading {}", state_path.display()))?;
+        state = serde_json::from_str(&text).with_context(|| format!("{}: expected a training state JSON", state_path.display()))?;
+        model = model.load_file(dir.join(MODEL_FILE), &recorder(), device).with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
+        let record = recorder().load(dir.join(OPTIMIZER_FILE), device).with_context(|| format!("loading the optimizer state in {}", dir.display()))?;
+        optim = optim.load_record(record);
+        log::info!("resuming {} after epoch {}", dir.display(), state.epochs_done);
+    } else {
+        cfg.save(dir.join(CONFIG_FILE)).with_context(|| format!("writing {}", dir.join(CONFIG_FILE).display()))?;
+    }
+    let csv_path = dir.join(METRICS_FILE);
+    let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(&csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
+    if !resuming {
+        writeln!(csv, "epoch,train_loss,train_seg,train_id,train_id_acc,val_loss,val_seg,val_id,val_id_acc,val_miou,seconds,train_img_per_s")?;
+    }
+    let size = CropSpec::default().size as usize;
+    let mut last_val = EpochMetrics::default();
+    let mut throughput = 0.0;
+    let run_started = Instant::now();
+    let mut longest_epoch = 0.0f64;
+    while state.epochs_done < cfg.max_epochs && state.stale_epochs < cfg.patience {
+        if let Some(budget) = cfg.time_budget_minutes {
+            let elapsed = run_started.elapsed().as_secs_f64();
+            if elapsed + longest_epoch > budget * 60.0 {
+                log::info!("stopping: another epoch (~{longest_epoch:.0} s) would exceed the {budget} min budget");
+                break;
+            }
+        }
+        let epoch = state.epochs_done + 1;
+        let mut order: Vec<usize> = (0..train_refs.len()).collect();
+        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1000).wrapping_add(epoch as u64)));
+        if let Some(steps) = cfg.steps_per_epoch {
+            order.truncate(steps * cfg.batch_size);
+        }
+        let bar = progress(order.len(), &format!("epoch {epoch}"));
+        let started = Instant::now();
+        let mut tm = EpochMetrics::default();
+        let mut correct = 0usize;
+        std::thread::scope(|scope| {
+            let seed = cfg.seed ^ (epoch as u64) << 32;
+            for items in batches(train_refs, order, cfg.batch_size, cfg.augment, seed, scope) {
+                if items.is_empty() {
+                    continue;
+                }
+                let batch = collate::<B>(&items, size, device);
+                let out = step(&model, &batch, cfg);
+                let n = batch.len as f64;
+                tm.seg += out.seg.map_or(0.0, |s| s.into_scalar().elem::<f64>()) * n;
+                tm.id += out.id.into_scalar().elem::<f64>() * n;
+                correct += out.correct.into_scalar().elem::<i64>() as usize;
+                let loss_value = out.loss.clone().into_scalar().elem::<f64>();
+                tm.loss += loss_value * n;
+                let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+                model = optim.step(cfg.learning_rate, model.clone(), grads);
+                tm.images += batch.len;
+                bar.inc(batch.len as u64);
+                bar.set_message(format!("loss {loss_value:.4}"));
+            }
+        });
+        bar.finish_and_clear();
+        let train_seconds = started.elapsed().as_secs_f64();
+        throughput = tm.images as f64 / train_seconds.max(1e-9);
+        let n = tm.images.max(1) as f64;
+        let val = validate(&model.valid(), val_refs, cfg, &model.valid().devices()[0]);
+        writeln!(
+            csv,
+            "{epoch},{:.5},{:.5},{:.5},{:.4},{:.5},{:.5},{:.5},{:.4},{:.4},{:.1},{:.2}",
+            tm.loss / n,
+            tm.seg / n,
+            tm.id / n,
+            correct as f64 / n,
+            val.loss,
+            val.seg,
+            val.id,
+            val.id_accuracy,
+            val.miou,
+            started.elapsed().as_secs_f64(),
+            throughput
+        )?;
+        csv.flush()?;
+        log::info!(
+            "epoch {epoch}: train loss {:.4} | val loss {:.4}, id acc {:.3}, mIoU {:.3} | {throughput:.1} img/s",
+            tm.loss / n,
+            val.loss,
+            val.id_accuracy,
+            val.miou
+        );
+        longest_epoch = longest_epoch.max(started.elapsed().as_secs_f64());
+        state.epochs_done = epoch;
+        if state.best_val_loss.is_none_or(|b| val.loss < b) {
+            state.best_val_loss = Some(val.loss);
+            state.best_epoch = epoch;
+            state.stale_epochs = 0;
+            model.clone().save_file(dir.join(BEST_FILE), &recorder()).context("saving the best model")?;
+        } else {
+            state.stale_epochs += 1;
+        }
+        model.clone().save_file(dir.join(MODEL_FILE), &recorder()).context("saving the checkpoint")?;
+        recorder().record(optim.to_record(), dir.join(OPTIMIZER_FILE)).context("saving the optimizer state")?;
+        let tmp = dir.join("state.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&state)?).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &state_path)?;
+        last_val = val;
+    }
+    Ok(TrainReport { state, last_val, train_images_per_second: throughput })
+}
+
+/// Load a trained model (config + best weights, else the last checkpoint) from a run directory.
+pub fn load_trained<B: Backend>(dir: &Path, device: &B::Device) -> Result<(TrainConfig, SegDistilledId<B>)> {
+    let cfg_path = dir.join(CONFIG_FILE);
+    let cfg = TrainConfig::load(&cfg_path).with_context(|| format!("{}: expected the trainer's config.json", cfg_path.display()))?;
+    let weights: PathBuf = [BEST_FILE, MODEL_FILE].iter().map(|f| dir.join(format!("{f}.mpk"))).find(|p| p.exists()).with_context(|| format!("{}: no best.mpk or model.mpk", dir.display()))?;
+    let model = cfg.model.init::<B>(device).load_file(weights.with_extension(""), &recorder(), device).with_context(|| format!("loading {}", weights.display()))?;
+    Ok((cfg, model))
+}
