@@ -1,1 +1,163 @@
-fn main(){}
+//! `faceunlock`: enrol, verify, run the unlock service, benchmark and diagnose.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use faceunlock::app::Unlocker;
+use faceunlock::config::Config;
+use faceunlock::frame::{FrameSource, ImageFiles, StillImage};
+use std::path::{Path, PathBuf};
+
+mod alloc_count;
+mod commands;
+
+#[global_allocator]
+static ALLOC: alloc_count::Counting = alloc_count::Counting;
+
+#[derive(Parser)]
+#[command(name = "faceunlock", version, about = "Face unlock: enrol, verify, run, bench, doctor")]
+struct Args {
+    /// Configuration file (a board file works too). Default: /etc/faceunlock/config.toml if it
+    /// exists, else built-in defaults with models/manifest.toml.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Model manifest, overriding the config.
+    #[arg(long, global = true)]
+    models: Option<PathBuf>,
+    /// State directory (templates, lockout), overriding the config.
+    #[arg(long, global = true)]
+    state_dir: Option<PathBuf>,
+    /// Detector ONNX overriding the manifest's (e.g. ../shared/models/yunet.onnx).
+    #[arg(long, global = true)]
+    detector: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enrol a person from several frames.
+    Enroll {
+        #[arg(long)]
+        name: String,
+        /// Image file or directory instead of the camera.
+        #[arg(long)]
+        source: Option<PathBuf>,
+    },
+    /// One verification attempt; exit status 0 when unlocked, 3 when rejected.
+    Verify {
+        #[arg(long)]
+        source: Option<PathBuf>,
+    },
+    /// The service loop: attempts back to back, relay pulses on acceptance, lockout on failures.
+    Run {
+        #[arg(long)]
+        source: Option<PathBuf>,
+    },
+    /// List enrolled people.
+    List,
+    /// Remove an enrolled person.
+    Remove { name: String },
+    /// Remove every enrolled person.
+    Clear {
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Print the embedding of each image as a JSON line (for evaluation tools).
+    Embed { images: Vec<PathBuf> },
+    /// Per-stage latency over N frames: p50/p95/p99, cold vs warm, table + JSON.
+    Bench {
+        #[arg(long, default_value_t = 100)]
+        frames: usize,
+        /// Image file or directory; default: generated faces.
+        #[arg(long)]
+        source: Option<PathBuf>,
+        /// Write the JSON report here as well.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Check camera, models, GPIO and configuration, with a verdict.
+    Doctor,
+    /// Enrol 3 generated people, verify them at other poses, reject 10 strangers.
+    Demo {
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+}
+
+fn load_config(args: &Args) -> Result<Config> {
+    let default_path = Path::new("/etc/faceunlock/config.toml");
+    let path = args.config.clone().or_else(|| default_path.exists().then(|| default_path.to_path_buf()));
+    let mut cfg = match &path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
+            Config::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
+        None => Config { storage: faceunlock::config::StorageConfig { state_dir: default_state_dir(), keep_images: false }, ..Config::default() },
+    };
+    if let Some(m) = &args.models {
+        cfg.models.manifest = m.clone();
+    }
+    if let Some(s) = &args.state_dir {
+        cfg.storage.state_dir = s.clone();
+    }
+    Ok(cfg)
+}
+
+/// Without a config file: `$XDG_STATE_HOME/faceunlock` or `~/.local/state/faceunlock`.
+fn default_state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("faceunlock")
+}
+
+/// A still image or a directory given on the command line, else the configured camera.
+pub fn open_source(cfg: &Config, source: Option<&Path>) -> Result<Box<dyn FrameSource>> {
+    match source {
+        Some(p) if p.is_dir() => Ok(Box::new(ImageFiles::open_dir(p, false)?)),
+        Some(p) => Ok(Box::new(StillImage::open(p)?)),
+        None => commands::open_camera(cfg),
+    }
+}
+
+fn run() -> Result<i32> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = Args::parse();
+    let cfg = load_config(&args)?;
+    let detector = args.detector.as_deref();
+    let open = |cfg: Config| Unlocker::open(cfg, detector);
+    match &args.command {
+        Command::Enroll { name, source } => commands::enroll(open(cfg.clone())?, name, open_source(&cfg, source.as_deref())?),
+        Command::Verify { source } => commands::verify(open(cfg.clone())?, open_source(&cfg, source.as_deref())?),
+        Command::Run { source } => commands::run_service(open(cfg.clone())?, open_source(&cfg, source.as_deref())?),
+        Command::List => commands::list(&open(cfg)?),
+        Command::Remove { name } => {
+            open(cfg)?.store.remove(name)?;
+            println!("removed {name}");
+            Ok(0)
+        }
+        Command::Clear { yes } => {
+            if !yes {
+                bail!("`clear` removes every enrolled person; confirm with --yes");
+            }
+            open(cfg)?.store.clear()?;
+            println!("cleared all templates");
+            Ok(0)
+        }
+        Command::Embed { images } => commands::embed(open(cfg)?, images),
+        Command::Bench { frames, source, json } => commands::bench(open(cfg.clone())?, &cfg, *frames, source.as_deref(), json.as_deref(), &ALLOC),
+        Command::Doctor => Ok(commands::doctor(&cfg, detector)),
+        Command::Demo { seed } => commands::demo(cfg, detector, *seed),
+    }
+}
+
+fn main() {
+    match run() {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}

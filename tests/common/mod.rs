@@ -1,1 +1,42 @@
+//! Helpers for the end-to-end tests in `tests/`: where the shipped models and the shared
+//! development data are, and an unlocker wired to them.
+//!
+//! ```no_run
+//! let Some(yunet) = faceunlock_e2e::shared_file("models/yunet.onnx") else { return };
+//! let dir = tempfile::tempdir().unwrap();
+//! let unlocker = faceunlock_e2e::unlocker(dir.path(), &yunet).unwrap();
+//! assert!(unlocker.threshold > 0.0);
+//! ```
 
+use faceunlock::app::Unlocker;
+use faceunlock::config::{Config, ModelsConfig, StorageConfig};
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file of the shared development data, or `None` after saying loudly that it is absent.
+pub fn shared_file(rel: &str) -> Option<PathBuf> {
+    let path = faceunlock_data::shared_root().join(rel);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("SKIPPED: {} is absent (the shared development data is not beside this checkout)", path.display());
+        None
+    }
+}
+
+/// Config using the shipped `models/manifest.toml` and a state directory of the test's own.
+pub fn config(state_dir: &Path) -> Config {
+    Config {
+        models: ModelsConfig { manifest: repo_root().join("models/manifest.toml") },
+        storage: StorageConfig { state_dir: state_dir.into(), keep_images: false },
+        ..Config::default()
+    }
+}
+
+pub fn unlocker(state_dir: &Path, detector: &Path) -> anyhow::Result<Unlocker> {
+    Unlocker::open(config(state_dir), Some(detector))
+}

@@ -300,3 +300,79 @@ pub fn export(a: ExportArgs) -> Result<()> {
     );
     Ok(())
 }
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// ONNX embedder (input `image` 1×3×128×128, output `embedding` 1×128).
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, default_value_os_t = shared("data/lfw"))]
+    lfw: PathBuf,
+    #[arg(long, default_value = "cache/lfw-landmarks.jsonl")]
+    landmarks: PathBuf,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Record this model, its calibrated thresholds and metrics as `[embedder]` of this
+    /// manifest (the model file must sit in the manifest's directory).
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Provenance lines `key=value` to store with the manifest entry (command, hardware …).
+    #[arg(long = "provenance")]
+    provenance: Vec<String>,
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    use faceunlock_core::contract::{EmbedderEntry, Manifest, Thresholds, sha256_file};
+    let (input, output) = trainer::export::contract(128);
+    let mut entry = EmbedderEntry {
+        file: a.model.file_name().and_then(|n| n.to_str()).context("model path has no file name")?.to_string(),
+        sha256: sha256_file(&a.model)?,
+        input,
+        output,
+        crop_size: 128,
+        normalization: faceunlock_core::normalize::Normalization::IMAGENET,
+        thresholds: Thresholds { far_1e3: 0.0, far_1e4: 0.0 },
+        parameters: 0,
+        provenance: Default::default(),
+    };
+    let faces = trainer::landmarks::load(&a.landmarks)?;
+    let started = Instant::now();
+    let r = trainer::eval::lfw_open_set(&a.lfw, &a.model, &entry, &faces, &TRAIN_FOLDS, &TEST_FOLDS)?;
+    println!(
+        "LFW pairs folds 6-10: accuracy {:.4} ± {:.4} at threshold {:.4} chosen on folds 1-5 (per fold {:?})",
+        r.mean_accuracy,
+        r.std_accuracy,
+        r.accuracy_threshold,
+        r.fold_accuracy.iter().map(|a| format!("{a:.3}")).collect::<Vec<_>>()
+    );
+    println!(
+        "thresholds calibrated on folds 1-5 people: FAR 1e-3 → {:.4}, FAR 1e-4 → {:.4}; on folds 6-10 people: TAR {:.4} (FAR reached {:.1e}), TAR {:.4} (FAR reached {:.1e}); {} genuine / {} impostor pairs; {} images; {:.0} s",
+        r.threshold_far_1e3, r.threshold_far_1e4, r.tar_far_1e3, r.test_far_at_1e3_threshold, r.tar_far_1e4, r.test_far_at_1e4_threshold, r.genuine_pairs, r.impostor_pairs, r.images, started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&r)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &a.manifest {
+        let mut manifest = if path.exists() { Manifest::load(path)? } else { Manifest::default() };
+        entry.thresholds = Thresholds { far_1e3: r.threshold_far_1e3, far_1e4: r.threshold_far_1e4 };
+        entry.parameters = 2_387_840;
+        let mut prov = toml::Table::new();
+        for kv in &a.provenance {
+            let (k, v) = kv.split_once('=').with_context(|| format!("--provenance `{kv}`: expected key=value"))?;
+            prov.insert(k.trim().into(), toml::Value::String(v.trim().into()));
+        }
+        let mut metrics = toml::Table::new();
+        metrics.insert("lfw_folds_6_10_accuracy".into(), toml::Value::Float(r.mean_accuracy));
+        metrics.insert("lfw_folds_6_10_accuracy_std".into(), toml::Value::Float(r.std_accuracy));
+        metrics.insert("tar_at_far_1e3".into(), toml::Value::Float(r.tar_far_1e3));
+        metrics.insert("tar_at_far_1e4".into(), toml::Value::Float(r.tar_far_1e4));
+        prov.insert("metrics".into(), toml::Value::Table(metrics));
+        entry.provenance = prov;
+        manifest.embedder = Some(entry);
+        let text = toml::to_string_pretty(&manifest)?;
+        faceunlock_data::error::write_atomic(path, text.as_bytes())?;
+        println!("recorded in {}", path.display());
+    }
+    Ok(())
+}

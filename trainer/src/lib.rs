@@ -13,6 +13,7 @@
 //! ```
 
 pub mod data;
+pub mod eval;
 pub mod export;
 pub mod inference;
 pub mod landmarks;

@@ -37,6 +37,8 @@ enum Command {
     Pack(cli::PackArgs),
     /// Train the joint model (or the ID-only ablation).
     Train(Box<cli::TrainArgs>),
+    /// Evaluate an ONNX embedder on LFW folds 6-10 (accuracy, TAR at FAR) and calibrate.
+    Eval(cli::EvalArgs),
     /// Export a trained run's encoder + embedding layer to ONNX and record it in a manifest.
     Export(cli::ExportArgs),
 }
@@ -56,6 +58,7 @@ fn run() -> Result<()> {
         Command::Landmarks(a) => cli::landmarks(a),
         Command::Pack(a) => cli::pack(a),
         Command::Train(a) => cli::train(*a),
+        Command::Eval(a) => cli::eval(a),
         Command::Export(a) => cli::export(a).context("export failed"),
     }
 }

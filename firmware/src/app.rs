@@ -1,0 +1,249 @@
+//! The device's behaviour, wired from a [`Config`]: load and check the models, enrol people,
+//! run verification attempts (K-of-N votes, timeout, quality gate), keep the lockout state.
+
+use crate::config::{Config, TargetFar};
+use crate::decision::{FrameVote, Lockout, Voter, best_match};
+use crate::detect::YuNet;
+use crate::embed::{Embedder, cosine};
+use crate::frame::{FrameError, FrameSource};
+use crate::pipeline::{FaceOutcome, Pipeline, StageTimes};
+use crate::relay::Relay;
+use crate::templates::{TemplateStore, write_atomic};
+use embedded_hal::digital::OutputPin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use anyhow::{Context, Result, bail};
+use faceunlock_core::contract::{Manifest, read_verified};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Everything the firmware needs to decide: pipeline, templates, threshold.
+pub struct Unlocker {
+    pub config: Config,
+    pub pipeline: Pipeline,
+    pub store: TemplateStore,
+    pub threshold: f32,
+    pub model_sha256: String,
+}
+
+/// Resolve the detector: an explicit path wins, else the manifest's `[detector]`.
+fn load_detector(cfg: &Config, manifest: &Manifest, manifest_path: &Path, explicit: Option<&Path>) -> Result<YuNet> {
+    let models_dir = manifest_path.parent().unwrap_or(Path::new("."));
+    let mut det = match (explicit, &manifest.detector) {
+        (Some(path), _) => YuNet::from_file(path, cfg.detector.input_size)?,
+        (None, Some(entry)) => {
+            let path = models_dir.join(&entry.file);
+            YuNet::from_bytes(&path, &read_verified(&path, &entry.sha256)?, cfg.detector.input_size)?
+        }
+        (None, None) => bail!(
+            "{} has no [detector] entry and no --detector was given; for development pass --detector ../shared/models/yunet.onnx",
+            manifest_path.display()
+        ),
+    };
+    det.score_threshold = cfg.detector.score_threshold;
+    Ok(det)
+}
+
+impl Unlocker {
+    pub fn open(config: Config, detector: Option<&Path>) -> Result<Self> {
+        let manifest_path = config.models.manifest.clone();
+        let manifest = Manifest::load(&manifest_path)?;
+        let entry = manifest.embedder(&manifest_path)?.clone();
+        let models_dir = manifest_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        if config.compute.threads > 1 {
+            use tract_linalg::multithread::{Executor, set_default_executor};
+            set_default_executor(Executor::multithread(config.compute.threads));
+        }
+        let embedder = Embedder::from_manifest(&models_dir, &entry).with_context(|| format!("loading the embedder listed in {}", manifest_path.display()))?;
+        let det = load_detector(&config, &manifest, &manifest_path, detector)?;
+        let threshold = config.decision.threshold.unwrap_or(match config.decision.target_far {
+            TargetFar::OneInAThousand => entry.thresholds.far_1e3,
+            TargetFar::OneInTenThousand => entry.thresholds.far_1e4,
+        });
+        let store = TemplateStore::open(&config.storage.state_dir, &entry.sha256, embedder.dim())?;
+        let pipeline = Pipeline::new(Box::new(det), embedder, config.detector.min_face_px, config.decision.clone());
+        Ok(Self { config, pipeline, store, threshold, model_sha256: entry.sha256 })
+    }
+
+    fn lockout_path(&self) -> PathBuf {
+        self.config.storage.state_dir.join("lockout.json")
+    }
+
+    pub fn load_lockout(&self) -> Result<Lockout> {
+        let path = self.lockout_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("{}: expected the lockout state JSON", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Lockout::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    pub fn save_lockout(&self, l: &Lockout) -> Result<()> {
+        std::fs::create_dir_all(&self.config.storage.state_dir)?;
+        write_atomic(&self.lockout_path(), &serde_json::to_vec(l)?)?;
+        Ok(())
+    }
+
+    /// Collect up to `enroll_frames` distinct templates of one person and store them.
+    pub fn enroll(&mut self, name: &str, source: &mut dyn FrameSource) -> Result<EnrollReport> {
+        let wanted = self.config.decision.enroll_frames;
+        let mut templates: Vec<Vec<f32>> = Vec::new();
+        let mut report = EnrollReport::default();
+        let prompts = ["look at the camera", "turn your head slightly left", "turn your head slightly right", "tilt your chin up a little", "tilt your chin down a little"];
+        log::info!("enrolling {name}: {}", prompts[0]);
+        let mut times = StageTimes::default();
+        while templates.len() < wanted && report.frames < wanted * 6 {
+            let frame = match source.next_frame() {
+                Ok(f) => f,
+                Err(FrameError::Exhausted(_)) => break,
+                Err(e) => return Err(e.into()),
+            };
+            report.frames += 1;
+            let image = frame.image.clone();
+            match self.pipeline.process(&image, &mut times)? {
+                FaceOutcome::NoFace => report.no_face += 1,
+                FaceOutcome::Skipped(why, _) => {
+                    report.skipped += 1;
+                    log::info!("frame skipped: {why:?}");
+                }
+                FaceOutcome::Embedded { embedding, .. } => {
+                    // A near-duplicate adds nothing: ask for another pose instead.
+                    if templates.iter().all(|t| cosine(t, embedding) < 0.995) {
+                        templates.push(embedding.to_vec());
+                        if let Some(p) = prompts.get(templates.len()) {
+                            log::info!("template {}/{wanted} taken; now {p}", templates.len());
+                        }
+                    } else {
+                        report.duplicates += 1;
+                    }
+                }
+            }
+        }
+        if templates.is_empty() {
+            bail!("no usable face in {} frame(s) from {} ({} without a face, {} too dark/bright/blurred)", report.frames, source.describe(), report.no_face, report.skipped);
+        }
+        report.templates = templates.len();
+        self.store.enroll(name, templates, unix_now())?;
+        Ok(report)
+    }
+
+    /// One verification attempt: frames until K of the last N agree, the timeout, or the end
+    /// of the source.
+    pub fn attempt(&mut self, source: &mut dyn FrameSource, mut on_frame: impl FnMut(&StageTimes)) -> Result<AttemptReport> {
+        let cfg = self.config.decision.clone();
+        let mut voter = Voter::new(cfg.votes, cfg.window);
+        let started = Instant::now();
+        let mut r = AttemptReport::default();
+        while started.elapsed() < Duration::from_millis(cfg.attempt_timeout_ms) {
+            let frame = match source.next_frame() {
+                Ok(f) => f,
+                Err(FrameError::Exhausted(_)) => break,
+                Err(e) => return Err(e.into()),
+            };
+            let mut times = StageTimes { capture: frame.capture, decode: frame.decode, ..Default::default() };
+            let image = frame.image.clone();
+            r.frames += 1;
+            let outcome = self.pipeline.process(&image, &mut times)?;
+            let vote = match outcome {
+                FaceOutcome::NoFace => {
+                    r.no_face += 1;
+                    None
+                }
+                FaceOutcome::Skipped(..) => {
+                    r.skipped += 1;
+                    None
+                }
+                FaceOutcome::Embedded { embedding, .. } => {
+                    let t = Instant::now();
+                    let m = best_match(self.store.people(), embedding);
+                    times.matching = t.elapsed();
+                    r.faces += 1;
+                    Some(match m {
+                        Some(m) if m.score >= self.threshold => {
+                            r.best_score = r.best_score.max(m.score);
+                            FrameVote::Accept(m.person)
+                        }
+                        Some(m) => {
+                            r.best_score = r.best_score.max(m.score);
+                            FrameVote::Reject
+                        }
+                        None => FrameVote::Reject,
+                    })
+                }
+            };
+            on_frame(&times);
+            if let Some(person) = vote.and_then(|v| voter.push(v)) {
+                r.accepted = Some(self.store.people()[person].name.clone());
+                break;
+            }
+        }
+        r.elapsed = started.elapsed();
+        Ok(r)
+    }
+}
+
+impl Unlocker {
+    /// The service loop: attempts back to back until `stop` is set (SIGINT/SIGTERM) or the
+    /// source runs dry; a pulse on acceptance, lockout on repeated failures. The relay is
+    /// driven to locked before returning, on success and on error alike (and by its `Drop`).
+    pub fn serve<P: OutputPin>(&mut self, source: &mut dyn FrameSource, relay: &mut Relay<P>, stop: &AtomicBool) -> Result<()> {
+        let result = self.serve_until_stopped(source, relay, stop);
+        let locked = relay.lock();
+        result?;
+        locked?;
+        log::info!("stopped; relay locked");
+        Ok(())
+    }
+
+    fn serve_until_stopped<P: OutputPin>(&mut self, source: &mut dyn FrameSource, relay: &mut Relay<P>, stop: &AtomicBool) -> Result<()> {
+        let mut lockout = self.load_lockout()?;
+        log::info!("running; {} people enrolled, threshold {:.3}", self.store.people().len(), self.threshold);
+        while !stop.load(Ordering::Relaxed) {
+            let now = unix_now();
+            if lockout.is_locked(now) {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            let r = self.attempt(source, |_| {})?;
+            if let Some(name) = &r.accepted {
+                log::info!("unlock: {name} (score {:.3})", r.best_score);
+                lockout.record_success();
+                self.save_lockout(&lockout)?;
+                relay.pulse()?;
+            } else if r.faces > 0 {
+                log::info!("attempt rejected (best score {:.3})", r.best_score);
+                if let Some(secs) = lockout.record_failure(now, &self.config.lockout) {
+                    log::warn!("{} failed attempts: locked out for {secs} s", self.config.lockout.max_failures);
+                }
+                self.save_lockout(&lockout)?;
+            } else if r.frames == 0 {
+                log::info!("frame source exhausted");
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EnrollReport {
+    pub frames: usize,
+    pub templates: usize,
+    pub no_face: usize,
+    pub skipped: usize,
+    pub duplicates: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct AttemptReport {
+    pub accepted: Option<String>,
+    pub frames: usize,
+    pub faces: usize,
+    pub no_face: usize,
+    pub skipped: usize,
+    pub best_score: f32,
+    pub elapsed: Duration,
+}

@@ -1,0 +1,261 @@
+//! The CLI's commands over [`faceunlock::app::Unlocker`].
+
+use anyhow::{Context, Result, bail};
+use faceunlock::app::{Unlocker, unix_now};
+use faceunlock::bench::{summarize, table};
+use faceunlock::config::{Config, RelayBackend};
+use faceunlock::frame::{FrameSource, ImageFiles};
+use faceunlock::pipeline::{FaceOutcome, StageTimes};
+use faceunlock::relay::{DryRunPin, Relay};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+pub fn open_camera(cfg: &Config) -> Result<Box<dyn FrameSource>> {
+    use faceunlock::config::CameraBackend;
+    match cfg.camera.backend {
+        CameraBackend::Directory => Ok(Box::new(ImageFiles::open_dir(Path::new(&cfg.camera.device), true)?)),
+        CameraBackend::Image => Ok(Box::new(faceunlock::frame::StillImage::open(Path::new(&cfg.camera.device))?)),
+        #[cfg(feature = "v4l")]
+        CameraBackend::V4l2 => Ok(Box::new(faceunlock::camera::V4lCamera::open(&cfg.camera)?)),
+        #[cfg(not(feature = "v4l"))]
+        CameraBackend::V4l2 => bail!("camera.backend = \"v4l2\" but this build has no `v4l` feature"),
+        CameraBackend::Rpicam => bail!("camera.backend = \"rpicam\" is not supported by this build yet; use a USB (UVC) camera with backend \"v4l2\""),
+    }
+}
+
+pub fn enroll(mut u: Unlocker, name: &str, mut source: Box<dyn FrameSource>) -> Result<i32> {
+    let r = u.enroll(name, source.as_mut())?;
+    println!("enrolled {name}: {} templates from {} frames ({} without a face, {} skipped, {} near-duplicates)", r.templates, r.frames, r.no_face, r.skipped, r.duplicates);
+    Ok(0)
+}
+
+pub fn verify(mut u: Unlocker, mut source: Box<dyn FrameSource>) -> Result<i32> {
+    let lockout = u.load_lockout()?;
+    if lockout.is_locked(unix_now()) {
+        println!("LOCKED OUT for {} more seconds", lockout.remaining(unix_now()));
+        return Ok(4);
+    }
+    let r = u.attempt(source.as_mut(), |_| {})?;
+    match &r.accepted {
+        Some(name) => println!("UNLOCKED: {name} (best score {:.3}, threshold {:.3}, {} frames)", r.best_score, u.threshold, r.frames),
+        None => println!("REJECTED (best score {:.3}, threshold {:.3}, {} frames, {} faces, {} skipped)", r.best_score, u.threshold, r.frames, r.faces, r.skipped),
+    }
+    Ok(if r.accepted.is_some() { 0 } else { 3 })
+}
+
+fn build_relay(cfg: &Config) -> Result<Relay<AnyPin>> {
+    let pulse = Duration::from_millis(cfg.relay.pulse_ms);
+    let pin = match cfg.relay.backend {
+        RelayBackend::DryRun => AnyPin::DryRun(DryRunPin::default()),
+        #[cfg(feature = "cdev")]
+        RelayBackend::Cdev => AnyPin::Cdev(cdev::open(&cfg.relay)?),
+        #[cfg(not(feature = "cdev"))]
+        RelayBackend::Cdev => bail!("relay.backend = \"cdev\" but this build has no `cdev` feature"),
+    };
+    Ok(Relay::new(pin, cfg.relay.active_low, pulse)?)
+}
+
+/// The service until SIGINT/SIGTERM; the relay locks on every exit.
+pub fn run_service(mut u: Unlocker, mut source: Box<dyn FrameSource>) -> Result<i32> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+    }
+    let mut relay = build_relay(&u.config)?;
+    u.serve(source.as_mut(), &mut relay, &stop)?;
+    Ok(0)
+}
+
+pub fn list(u: &Unlocker) -> Result<i32> {
+    for p in u.store.people() {
+        println!("{}\t{} templates\tenrolled {}", p.name, p.templates.len(), p.enrolled_at);
+    }
+    Ok(0)
+}
+
+pub fn embed(mut u: Unlocker, images: &[std::path::PathBuf]) -> Result<i32> {
+    let mut failures = 0;
+    let mut times = StageTimes::default();
+    for path in images {
+        let line = match image::open(path) {
+            Err(e) => serde_json::json!({"image": path, "error": format!("not a decodable image: {e}")}),
+            Ok(img) => match u.pipeline.process(&img.to_rgb8(), &mut times) {
+                Ok(FaceOutcome::Embedded { embedding, face, .. }) => serde_json::json!({"image": path, "score": face.score, "embedding": embedding}),
+                Ok(FaceOutcome::NoFace) => serde_json::json!({"image": path, "error": "no face found"}),
+                Ok(FaceOutcome::Skipped(why, _)) => serde_json::json!({"image": path, "error": format!("face skipped: {why:?}")}),
+                Err(e) => serde_json::json!({"image": path, "error": e.to_string()}),
+            },
+        };
+        failures += line.get("error").is_some() as usize;
+        println!("{line}");
+    }
+    Ok(if failures > 0 { 2 } else { 0 })
+}
+
+pub fn bench(mut u: Unlocker, cfg: &Config, frames: usize, source: Option<&Path>, json: Option<&Path>, alloc: &crate::alloc_count::Counting) -> Result<i32> {
+    if frames < 2 {
+        bail!("--frames must be at least 2 (one cold, the rest warm)");
+    }
+    let work = tempfile_dir()?;
+    let mut src: Box<dyn FrameSource> = match source {
+        Some(p) => crate::open_source(cfg, Some(p))?,
+        None => {
+            let g = faceunlock_data::synth::Generator::new(11);
+            let views: Vec<_> = [-20.0, -10.0, 0.0, 10.0, 20.0].iter().map(|y| faceunlock_data::synth::View::posed(*y, 0.0, 0.0)).collect();
+            Box::new(ImageFiles::from_list(faceunlock::demo::render_views(&g, 0, &views, &work)?, true))
+        }
+    };
+    let people = u.store.people().to_vec();
+    let mut recorded = Vec::with_capacity(frames);
+    let mut warm_allocs = 0u64;
+    for i in 0..frames {
+        let before = alloc.count();
+        let frame = src.next_frame()?;
+        let mut t = StageTimes { capture: frame.capture, decode: frame.decode, ..Default::default() };
+        let image = frame.image.clone();
+        if let FaceOutcome::Embedded { embedding, .. } = u.pipeline.process(&image, &mut t)? {
+            let m0 = Instant::now();
+            std::hint::black_box(faceunlock::decision::best_match(&people, embedding));
+            t.matching = m0.elapsed();
+        }
+        if i > 0 {
+            warm_allocs += alloc.count() - before;
+        }
+        recorded.push(t);
+    }
+    let stats = summarize(&recorded);
+    print!("{}", table(&stats));
+    let per_frame = warm_allocs as f64 / (frames - 1) as f64;
+    println!("heap allocations per warm frame: {per_frame:.1}");
+    let report = serde_json::json!({
+        "frames": frames,
+        "source": src.describe(),
+        "threads": cfg.compute.threads,
+        "board": cfg.board.id,
+        "arch": std::env::consts::ARCH,
+        "allocations_per_warm_frame": per_frame,
+        "stages": stats,
+    });
+    if let Some(path) = json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("{report}");
+    Ok(0)
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("faceunlock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Check what can be checked and print one verdict line; exit status 0 only when all pass.
+pub fn doctor(cfg: &Config, detector: Option<&Path>) -> i32 {
+    let mut failed = 0;
+    let mut check = |what: &str, r: Result<String>| match r {
+        Ok(detail) => println!("ok    {what}: {detail}"),
+        Err(e) => {
+            failed += 1;
+            println!("FAIL  {what}: {e:#}");
+        }
+    };
+    check("config", if cfg.problems().is_empty() { Ok("valid".into()) } else { Err(anyhow::anyhow!(cfg.problems().join("; "))) });
+    check("models", Unlocker::open(cfg.clone(), detector).map(|u| format!("embedder {}…, threshold {:.3}, {} people enrolled", &u.model_sha256[..12.min(u.model_sha256.len())], u.threshold, u.store.people().len())));
+    check("camera", open_camera(cfg).map(|s| s.describe()));
+    check("relay", build_relay(cfg).map(|_| format!("{:?}, driven to locked", cfg.relay.backend)));
+    let state = &cfg.storage.state_dir;
+    check("state dir", std::fs::create_dir_all(state).map(|_| state.display().to_string()).with_context(|| format!("creating {}", state.display())));
+    println!("{}", if failed == 0 { "verdict: READY".to_string() } else { format!("verdict: NOT READY ({failed} check(s) failed)") });
+    if failed == 0 { 0 } else { 1 }
+}
+
+pub fn demo(mut cfg: Config, detector: Option<&Path>, seed: u64) -> Result<i32> {
+    let work = tempfile_dir()?;
+    cfg.storage.state_dir = work.join("state");
+    let mut u = Unlocker::open(cfg, detector)?;
+    println!("threshold {:.3} (cosine similarity)", u.threshold);
+    let r = faceunlock::demo::run(&mut u, &work, seed)?;
+    let genuine_ok = r.genuine.iter().filter(|g| g.2.as_deref() == Some(g.0.as_str())).count();
+    let impostor_ok = r.impostor.iter().filter(|i| i.1.is_none()).count();
+    println!("\nenrolled people unlocked at other poses: {genuine_ok}/{}; strangers rejected: {impostor_ok}/{}", r.genuine.len(), r.impostor.len());
+    println!("\nper-stage latency over {} frames:\n{}", r.frames.len(), table(&summarize(&r.frames)));
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(0)
+}
+
+/// Pin errors of every backend, reduced to text, so one relay type serves all backends.
+#[derive(Debug)]
+pub struct PinError(#[allow(dead_code, reason = "shown through Debug in RelayError")] String);
+
+impl embedded_hal::digital::Error for PinError {
+    fn kind(&self) -> embedded_hal::digital::ErrorKind {
+        embedded_hal::digital::ErrorKind::Other
+    }
+}
+
+/// The relay pin of whichever backend the config names.
+pub enum AnyPin {
+    DryRun(DryRunPin),
+    #[cfg(feature = "cdev")]
+    Cdev(linux_embedded_hal::CdevPin),
+}
+
+impl embedded_hal::digital::ErrorType for AnyPin {
+    type Error = PinError;
+}
+
+fn pin_err(e: impl std::fmt::Debug) -> PinError {
+    PinError(format!("{e:?}"))
+}
+
+impl embedded_hal::digital::OutputPin for AnyPin {
+    fn set_low(&mut self) -> Result<(), PinError> {
+        match self {
+            AnyPin::DryRun(p) => embedded_hal::digital::OutputPin::set_low(p).map_err(pin_err),
+            #[cfg(feature = "cdev")]
+            AnyPin::Cdev(p) => embedded_hal::digital::OutputPin::set_low(p).map_err(pin_err),
+        }
+    }
+    fn set_high(&mut self) -> Result<(), PinError> {
+        match self {
+            AnyPin::DryRun(p) => embedded_hal::digital::OutputPin::set_high(p).map_err(pin_err),
+            #[cfg(feature = "cdev")]
+            AnyPin::Cdev(p) => embedded_hal::digital::OutputPin::set_high(p).map_err(pin_err),
+        }
+    }
+}
+
+#[cfg(feature = "cdev")]
+mod cdev {
+    use anyhow::{Context, Result, bail};
+    use faceunlock::config::RelayConfig;
+    use linux_embedded_hal::CdevPin;
+    use linux_embedded_hal::gpio_cdev::{Chip, LineRequestFlags, chips};
+
+    /// The relay line: chip found by label, line by name, else by offset; requested as an
+    /// output at the *locked* level.
+    pub fn open(cfg: &RelayConfig) -> Result<CdevPin> {
+        let mut chip = find_chip(&cfg.chip_label)?;
+        let offset = match &cfg.line_name {
+            Some(name) => (0..chip.num_lines()).find(|o| chip.get_line(*o).and_then(|l| l.info()).is_ok_and(|i| i.name() == Some(name.as_str()))).or(cfg.line_offset),
+            None => cfg.line_offset,
+        };
+        let Some(offset) = offset else { bail!("gpiochip `{}` has no line named {:?} and no line_offset is set", cfg.chip_label, cfg.line_name) };
+        let line = chip.get_line(offset).with_context(|| format!("gpiochip `{}` line {offset}", cfg.chip_label))?;
+        let locked_level = u8::from(cfg.active_low);
+        let handle = line.request(LineRequestFlags::OUTPUT, locked_level, "faceunlock").with_context(|| format!("requesting gpiochip `{}` line {offset} (in use? permissions?)", cfg.chip_label))?;
+        CdevPin::new(handle).context("wrapping the GPIO line")
+    }
+
+    fn find_chip(label: &str) -> Result<Chip> {
+        for chip in chips().context("listing /dev/gpiochip*")? {
+            let chip = chip?;
+            if chip.label() == label {
+                return Ok(chip);
+            }
+        }
+        bail!("no gpiochip labelled `{label}` (see `gpiodetect`)")
+    }
+}
