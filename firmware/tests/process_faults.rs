@@ -13,13 +13,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 fn yunet() -> Option<PathBuf> {
-    let p = faceunlock_data::shared_root().join("models/yunet.onnx");
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: {} is absent (the shared development data is not beside this checkout)", p.display());
-        None
-    }
+    faceunlock_data::shared_or_skip("models/yunet.onnx")
 }
 
 fn manifest_path() -> PathBuf {

@@ -2,16 +2,9 @@
 //! `../shared/models/README.md` (onnxruntime + OpenCV's FaceDetectorYN). Needs `../shared`.
 
 use faceunlock::detect::{FaceDetector, YuNet};
-use std::path::PathBuf;
 
-fn shared() -> Option<PathBuf> {
-    let root = faceunlock_data::shared_root();
-    if root.join("models/yunet.onnx").exists() {
-        Some(root)
-    } else {
-        eprintln!("SKIPPED: {} has no models/yunet.onnx (the shared development data is absent)", root.display());
-        None
-    }
+fn shared() -> Option<std::path::PathBuf> {
+    faceunlock_data::shared_or_skip("models/yunet.onnx").map(|_| faceunlock_data::shared_root())
 }
 
 #[test]

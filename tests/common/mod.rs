@@ -17,16 +17,7 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A file of the shared development data, or `None` after saying loudly that it is absent.
-pub fn shared_file(rel: &str) -> Option<PathBuf> {
-    let path = faceunlock_data::shared_root().join(rel);
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!("SKIPPED: {} is absent (the shared development data is not beside this checkout)", path.display());
-        None
-    }
-}
+pub use faceunlock_data::shared_or_skip as shared_file;
 
 /// Config using the shipped `models/manifest.toml` and a state directory of the test's own.
 pub fn config(state_dir: &Path) -> Config {

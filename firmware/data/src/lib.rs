@@ -38,3 +38,18 @@ pub fn shared_root() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
 }
+
+/// A path under [`shared_root`], or `None` after saying loudly on stderr that it is absent:
+/// for tests that need the development data and must pass, clearly skipped, without it. It
+/// writes to the stderr handle itself, which the test harness does not capture, so the notice
+/// shows in a plain `cargo test` run.
+pub fn shared_or_skip(rel: &str) -> Option<PathBuf> {
+    use std::io::Write;
+    let path = shared_root().join(rel);
+    if path.exists() {
+        Some(path)
+    } else {
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {} is absent (the shared development data is not beside this checkout)", path.display());
+        None
+    }
+}

@@ -4,17 +4,7 @@ use faceunlock_data::classes::{FaceClass, LabelledClasses};
 use faceunlock_data::lfw::Lfw;
 use faceunlock_data::lfw_parts::{LfwParts, Split};
 use faceunlock_data::sample::{OnError, load_all};
-use std::path::PathBuf;
-
-fn shared(rel: &str) -> Option<PathBuf> {
-    let p = faceunlock_data::shared_root().join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: {} is absent (the shared development data is not beside this checkout)", p.display());
-        None
-    }
-}
+use faceunlock_data::shared_or_skip as shared;
 
 #[test]
 fn lfw_has_ten_folds_of_people_and_pairs_and_its_images_load() {
