@@ -102,8 +102,7 @@ impl Unlocker {
                 Err(e) => return Err(e.into()),
             };
             report.frames += 1;
-            let image = frame.image.clone();
-            match self.pipeline.process(&image, &mut times)? {
+            match self.pipeline.process(frame.image, &mut times)? {
                 FaceOutcome::NoFace => report.no_face += 1,
                 FaceOutcome::Skipped(why, _) => {
                     report.skipped += 1;
@@ -144,9 +143,8 @@ impl Unlocker {
                 Err(e) => return Err(e.into()),
             };
             let mut times = StageTimes { capture: frame.capture, decode: frame.decode, ..Default::default() };
-            let image = frame.image.clone();
             r.frames += 1;
-            let outcome = self.pipeline.process(&image, &mut times)?;
+            let outcome = self.pipeline.process(frame.image, &mut times)?;
             let vote = match outcome {
                 FaceOutcome::NoFace => {
                     r.no_face += 1;

@@ -114,8 +114,7 @@ pub fn bench(mut u: Unlocker, cfg: &Config, frames: usize, source: Option<&Path>
         let before = alloc.count();
         let frame = src.next_frame()?;
         let mut t = StageTimes { capture: frame.capture, decode: frame.decode, ..Default::default() };
-        let image = frame.image.clone();
-        if let FaceOutcome::Embedded { embedding, .. } = u.pipeline.process(&image, &mut t)? {
+        if let FaceOutcome::Embedded { embedding, .. } = u.pipeline.process(frame.image, &mut t)? {
             let m0 = Instant::now();
             std::hint::black_box(faceunlock::decision::best_match(&people, embedding));
             t.matching = m0.elapsed();
