@@ -141,6 +141,7 @@ pub fn bench(mut u: Unlocker, cfg: &Config, frames: usize, source: Option<&Path>
         std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
     }
     println!("{report}");
+    let _ = std::fs::remove_dir_all(&work);
     Ok(0)
 }
 
