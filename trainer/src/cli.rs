@@ -9,6 +9,7 @@ use faceunlock_data::sheet::{self, ClassFrequency};
 use faceunlock_data::synth::{Generator, writer::write_dataset};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use trainer::model::mobilenet::Depthwise;
 use trainer::model::{EncoderConfig, ModelConfig};
 use trainer::sources::{Pool, TRAIN_FOLDS, TEST_FOLDS, save_list, split};
 use trainer::training::{TrainConfig, load_trained, train as train_loop};
@@ -201,6 +202,10 @@ pub struct TrainArgs {
     /// Stop before an epoch that would end past this many minutes.
     #[arg(long)]
     max_minutes: Option<f64>,
+    /// How depthwise convs are computed (same numbers; the default is the faster one measured
+    /// on this binary's backend, see docs/training.md).
+    #[arg(long, value_enum, default_value_t = FAST_DEPTHWISE)]
+    depthwise: Depthwise,
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
@@ -231,7 +236,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     for (name, list) in [("train.jsonl", &splits.train), ("val.jsonl", &splits.val), ("test.jsonl", &splits.test)] {
         save_list(&a.out.join(name), list)?;
     }
-    let model = ModelConfig::new(EncoderConfig::new(), pool.identities).with_teacher(!a.id_only);
+    let model = ModelConfig::new(EncoderConfig::new().with_depthwise(a.depthwise), pool.identities).with_teacher(!a.id_only);
     let cfg = TrainConfig::new(model)
         .with_max_epochs(a.epochs)
         .with_patience(a.patience)
@@ -246,16 +251,56 @@ pub fn train(a: TrainArgs) -> Result<()> {
     run_backend(&cfg, &splits.train, &splits.val, &a.out)
 }
 
-#[cfg(not(feature = "cuda"))]
-fn run_backend(cfg: &TrainConfig, train: &[faceunlock_data::sample::SampleRef], val: &[faceunlock_data::sample::SampleRef], out: &Path) -> Result<()> {
-    log::info!("backend: Burn flex (CPU)");
-    report::<burn::backend::Autodiff<burn::backend::Flex>>(cfg, train, val, out, &Default::default())
+#[derive(Args)]
+pub struct BenchStepArgs {
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Identities of the ID classifier (LFW folds 1-5 + generated people is ≈ 3,000).
+    #[arg(long, default_value_t = 3000)]
+    identities: usize,
+    #[arg(long)]
+    id_only: bool,
+    #[arg(long, value_enum, default_value_t = FAST_DEPTHWISE)]
+    depthwise: Depthwise,
 }
 
+/// Training img/s of the model alone on this machine's backend (random batches, no data loading).
+pub fn bench_step(a: BenchStepArgs) -> Result<()> {
+    let model = ModelConfig::new(EncoderConfig::new().with_depthwise(a.depthwise), a.identities).with_teacher(!a.id_only);
+    let cfg = TrainConfig::new(model).with_batch_size(a.batch);
+    let ips = trainer::training::bench_steps::<TrainBackend>(&cfg, a.steps, a.warmup, &Default::default())?;
+    println!(
+        "{BACKEND}: {} batch {}, depthwise {:?}: {ips:.1} train img/s ({} steps after {} warm-up)",
+        if a.id_only { "ID-only" } else { "joint" },
+        a.batch,
+        a.depthwise,
+        a.steps,
+        a.warmup
+    );
+    Ok(())
+}
+
+/// The training backend this binary was built with.
+#[cfg(not(feature = "cuda"))]
+type TrainBackend = burn::backend::Autodiff<burn::backend::Flex>;
+#[cfg(not(feature = "cuda"))]
+const BACKEND: &str = "Burn flex (CPU)";
+#[cfg(not(feature = "cuda"))]
+const FAST_DEPTHWISE: Depthwise = Depthwise::Grouped;
 #[cfg(feature = "cuda")]
+const FAST_DEPTHWISE: Depthwise = Depthwise::Taps;
+#[cfg(feature = "cuda")]
+type TrainBackend = burn::backend::Autodiff<burn::backend::Cuda>;
+#[cfg(feature = "cuda")]
+const BACKEND: &str = "Burn CUDA (fusion, autotune)";
+
 fn run_backend(cfg: &TrainConfig, train: &[faceunlock_data::sample::SampleRef], val: &[faceunlock_data::sample::SampleRef], out: &Path) -> Result<()> {
-    log::info!("backend: Burn CUDA");
-    report::<burn::backend::Autodiff<burn::backend::Cuda>>(cfg, train, val, out, &Default::default())
+    log::info!("backend: {BACKEND}");
+    report::<TrainBackend>(cfg, train, val, out, &Default::default())
 }
 
 fn report<B: AutodiffBackend>(cfg: &TrainConfig, train: &[faceunlock_data::sample::SampleRef], val: &[faceunlock_data::sample::SampleRef], out: &Path, device: &B::Device) -> Result<()> {
@@ -320,6 +365,30 @@ pub struct EvalArgs {
     /// Provenance lines `key=value` to store with the manifest entry (command, hardware …).
     #[arg(long = "provenance")]
     provenance: Vec<String>,
+    /// Training run directory: closed-set accuracy on its held-out split (`test.jsonl`), gallery
+    /// from its training split (`train.jsonl`).
+    #[arg(long)]
+    run: Option<PathBuf>,
+    /// Rewrite image path prefixes of the run's lists, `FROM=TO` (a run made on another machine).
+    #[arg(long)]
+    remap: Vec<String>,
+    /// Generated people for the per-yaw-bin evaluation (0: skip it).
+    #[arg(long, default_value_t = 100)]
+    yaw_people: u32,
+    /// Probes per person and 15° yaw bin.
+    #[arg(long, default_value_t = 4)]
+    yaw_probes: u32,
+    /// Generator seed of the yaw people (training sets use other seeds).
+    #[arg(long, default_value_t = 1000)]
+    yaw_seed: u64,
+}
+
+/// Everything `eval` measured, as written by `--json`.
+#[derive(serde::Serialize)]
+struct EvalReport {
+    lfw: trainer::eval::lfw::LfwReport,
+    closed_set: Option<trainer::eval::closed_set::ClosedSetReport>,
+    yaw: Option<trainer::eval::yaw::YawReport>,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
@@ -338,7 +407,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     };
     let faces = trainer::landmarks::load(&a.landmarks)?;
     let started = Instant::now();
-    let r = trainer::eval::lfw_open_set(&a.lfw, &a.model, &entry, &faces, &TRAIN_FOLDS, &TEST_FOLDS)?;
+    let r = trainer::eval::lfw::lfw_open_set(&a.lfw, &a.model, &entry, &faces, &TRAIN_FOLDS, &TEST_FOLDS)?;
     println!(
         "LFW pairs folds 6-10: accuracy {:.4} ± {:.4} at threshold {:.4} chosen on folds 1-5 (per fold {:?})",
         r.mean_accuracy,
@@ -350,8 +419,33 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         "thresholds calibrated on folds 1-5 people: FAR 1e-3 → {:.4}, FAR 1e-4 → {:.4}; on folds 6-10 people: TAR {:.4} (FAR reached {:.1e}), TAR {:.4} (FAR reached {:.1e}); {} genuine / {} impostor pairs; {} images; {:.0} s",
         r.threshold_far_1e3, r.threshold_far_1e4, r.tar_far_1e3, r.test_far_at_1e3_threshold, r.tar_far_1e4, r.test_far_at_1e4_threshold, r.genuine_pairs, r.impostor_pairs, r.images, started.elapsed().as_secs_f64()
     );
+    let closed_set = match &a.run {
+        Some(run) => {
+            let remap = a
+                .remap
+                .iter()
+                .map(|kv| kv.split_once('=').map(|(f, t)| (PathBuf::from(f), PathBuf::from(t))).with_context(|| format!("--remap `{kv}`: expected FROM=TO")))
+                .collect::<Result<Vec<_>>>()?;
+            use trainer::eval::closed_set::{closed_set, read_list};
+            let c = closed_set(&a.model, &entry, &read_list(&run.join("train.jsonl"), &remap)?, &read_list(&run.join("test.jsonl"), &remap)?)?;
+            println!("closed set ({}): accuracy {:.4} on {} probes over {} identities ({} gallery images, {} skipped)", run.display(), c.accuracy, c.probes, c.identities, c.gallery_images, c.skipped);
+            Some(c)
+        }
+        None => None,
+    };
+    let yaw = if a.yaw_people > 0 {
+        let y = trainer::eval::yaw::yaw_bins(&a.model, &entry, a.yaw_seed, a.yaw_people, a.yaw_probes, r.threshold_far_1e3)?;
+        println!("yaw bins ({} generated people, seed {}; verification threshold {:.4}, device threshold {:.4}):", y.people, y.seed, y.threshold, y.accept_threshold);
+        for b in &y.bins {
+            println!("  |yaw| {:>2}-{:<2}: rank-1 {:.3}, verification {:.3}, TAR at device threshold {:.3} ({} probes)", b.yaw_from, b.yaw_to, b.rank1, b.verification_accuracy, b.tar_at_accept_threshold, b.probes);
+        }
+        Some(y)
+    } else {
+        None
+    };
     if let Some(path) = &a.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&r)?).with_context(|| format!("writing {}", path.display()))?;
+        let report = EvalReport { lfw: r.clone(), closed_set: closed_set.clone(), yaw };
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &a.manifest {
         let mut manifest = if path.exists() { Manifest::load(path)? } else { Manifest::default() };
@@ -367,6 +461,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         metrics.insert("lfw_folds_6_10_accuracy_std".into(), toml::Value::Float(r.std_accuracy));
         metrics.insert("tar_at_far_1e3".into(), toml::Value::Float(r.tar_far_1e3));
         metrics.insert("tar_at_far_1e4".into(), toml::Value::Float(r.tar_far_1e4));
+        if let Some(c) = &closed_set {
+            metrics.insert("closed_set_accuracy".into(), toml::Value::Float(c.accuracy));
+        }
         prov.insert("metrics".into(), toml::Value::Table(metrics));
         entry.provenance = prov;
         manifest.embedder = Some(entry);

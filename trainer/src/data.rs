@@ -115,32 +115,26 @@ pub struct Batch<B: Backend> {
     pub len: usize,
 }
 
+/// Stack prepared items into a batch on `device`. Masks travel as one 16-bit class set per pixel
+/// and are expanded to per-class planes on the device (a 14× smaller upload).
 pub fn collate<B: Backend>(items: &[Prepared], size: usize, device: &B::Device) -> Batch<B> {
     let n = items.len();
     let plane = size * size;
     let images: Vec<f32> = items.iter().flat_map(|p| p.image.iter().copied()).collect();
     let ids: Vec<i64> = items.iter().map(|p| p.identity as i64).collect();
-    let mut admissible = vec![0.0f32; n * NUM_CLASSES * plane];
-    let mut labelled = vec![0.0f32; n * plane];
+    let mut sets = vec![0i32; n * plane];
     for (b, item) in items.iter().enumerate() {
-        let Some(bits) = &item.admissible else { continue };
-        for (i, set) in bits.iter().enumerate() {
-            if *set == 0 {
-                continue;
-            }
-            labelled[b * plane + i] = 1.0;
-            for c in 0..NUM_CLASSES {
-                if set & (1 << c) != 0 {
-                    admissible[(b * NUM_CLASSES + c) * plane + i] = 1.0;
-                }
-            }
+        if let Some(bits) = &item.admissible {
+            sets[b * plane..(b + 1) * plane].iter_mut().zip(bits).for_each(|(s, v)| *s = *v as i32);
         }
     }
+    let sets = Tensor::<B, 4, Int>::from_data(TensorData::new(sets, [n, 1, size, size]), device);
+    let planes = (0..NUM_CLASSES).map(|c| sets.clone().bitwise_and_scalar((1i64 << c).elem()).greater_elem(0).float()).collect();
     Batch {
         images: Tensor::from_data(TensorData::new(images, [n, 3, size, size]), device),
         identities: Tensor::from_data(TensorData::new(ids, [n]), device),
-        admissible: Tensor::from_data(TensorData::new(admissible, [n, NUM_CLASSES, size, size]), device),
-        labelled: Tensor::from_data(TensorData::new(labelled, [n, size, size]), device),
+        admissible: Tensor::cat(planes, 1),
+        labelled: sets.greater_elem(0).float().squeeze_dim(1),
         len: n,
     }
 }

@@ -37,6 +37,8 @@ enum Command {
     Pack(cli::PackArgs),
     /// Train the joint model (or the ID-only ablation).
     Train(Box<cli::TrainArgs>),
+    /// Measure training img/s of the model alone on this binary's backend (random batches).
+    BenchStep(cli::BenchStepArgs),
     /// Evaluate an ONNX embedder on LFW folds 6-10 (accuracy, TAR at FAR) and calibrate.
     Eval(cli::EvalArgs),
     /// Export a trained run's encoder + embedding layer to ONNX and record it in a manifest.
@@ -58,6 +60,7 @@ fn run() -> Result<()> {
         Command::Landmarks(a) => cli::landmarks(a),
         Command::Pack(a) => cli::pack(a),
         Command::Train(a) => cli::train(*a),
+        Command::BenchStep(a) => cli::bench_step(a),
         Command::Eval(a) => cli::eval(a),
         Command::Export(a) => cli::export(a).context("export failed"),
     }

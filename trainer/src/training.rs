@@ -51,6 +51,8 @@ pub const MODEL_FILE: &str = "model";
 pub const BEST_FILE: &str = "best";
 const OPTIMIZER_FILE: &str = "optimizer";
 const STATE_FILE: &str = "state.json";
+/// Training steps between reads of the running loss (each read waits for the device).
+const SYNC_EVERY: usize = 25;
 pub const METRICS_FILE: &str = "metrics.csv";
 
 /// Where the loop stands; saved after every epoch so a run can resume.
@@ -110,14 +112,18 @@ fn step<B: Backend>(model: &SegDistilledId<B>, batch: &Batch<B>, cfg: &TrainConf
 fn iou_counts<B: Backend>(logits: Tensor<B, 4>, batch: &Batch<B>) -> ([f64; NUM_CLASSES], [f64; NUM_CLASSES]) {
     let single = batch.admissible.clone().sum_dim(1).equal_elem(1.0).float();
     let pred = logits.argmax(1);
-    let (mut inter, mut union) = ([0.0; NUM_CLASSES], [0.0; NUM_CLASSES]);
+    let (mut inter, mut union) = (Vec::with_capacity(NUM_CLASSES), Vec::with_capacity(NUM_CLASSES));
     for c in 0..NUM_CLASSES {
         let p = pred.clone().equal_elem(c as i64).float() * single.clone();
         let t = batch.admissible.clone().narrow(1, c, 1) * single.clone();
-        inter[c] = (p.clone() * t.clone()).sum().into_scalar().elem::<f64>();
-        union[c] = p.max_pair(t).sum().into_scalar().elem::<f64>();
+        inter.push((p.clone() * t.clone()).sum());
+        union.push(p.max_pair(t).sum());
     }
-    (inter, union)
+    let read = |v: Vec<Tensor<B, 1>>| {
+        let values = Tensor::cat(v, 0).into_data().convert::<f64>().to_vec::<f64>().unwrap_or_default();
+        std::array::from_fn(|c| values.get(c).copied().unwrap_or(0.0))
+    };
+    (read(inter), read(union))
 }
 
 /// Prepared batches in order, produced on a worker thread one batch ahead of the consumer.
@@ -238,34 +244,42 @@ pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], va
         let epoch = state.epochs_done + 1;
         let mut order: Vec<usize> = (0..train_refs.len()).collect();
         order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1000).wrapping_add(epoch as u64)));
-        if let Some(steps) = cfg.steps_per_epoch {
-            order.truncate(steps * cfg.batch_size);
-        }
+        // Whole batches only: one batch shape per run (GPU kernels are tuned per shape).
+        let whole = (order.len() / cfg.batch_size).max(1) * cfg.batch_size;
+        order.truncate(cfg.steps_per_epoch.map_or(whole, |steps| whole.min(steps * cfg.batch_size)));
         let bar = progress(order.len(), &format!("epoch {epoch}"));
         let started = Instant::now();
         let mut tm = EpochMetrics::default();
-        let mut correct = 0usize;
+        // Sums of [loss, seg, id] × images and correct predictions, kept on the device so a step
+        // never waits for the GPU; read every `SYNC_EVERY` steps for the progress bar.
+        let mut sums: Option<Tensor<B, 1>> = None;
         std::thread::scope(|scope| {
             let seed = cfg.seed ^ (epoch as u64) << 32;
-            for items in batches(train_refs, order, cfg.batch_size, cfg.augment, seed, scope) {
+            for (k, items) in batches(train_refs, order, cfg.batch_size, cfg.augment, seed, scope).into_iter().enumerate() {
                 if items.is_empty() {
                     continue;
                 }
                 let batch = collate::<B>(&items, size, device);
                 let out = step(&model, &batch, cfg);
                 let n = batch.len as f64;
-                tm.seg += out.seg.map_or(0.0, |s| s.into_scalar().elem::<f64>()) * n;
-                tm.id += out.id.into_scalar().elem::<f64>() * n;
-                correct += out.correct.into_scalar().elem::<i64>() as usize;
-                let loss_value = out.loss.clone().into_scalar().elem::<f64>();
-                tm.loss += loss_value * n;
+                let seg = out.seg.clone().unwrap_or_else(|| Tensor::zeros([1], device));
+                let stats = Tensor::cat(vec![out.loss.clone() * n, seg * n, out.id.clone() * n, out.correct.clone().float()], 0).detach();
+                sums = Some(match sums.take() {
+                    Some(s) => s + stats,
+                    None => stats,
+                });
                 let grads = GradientsParams::from_grads(out.loss.backward(), &model);
                 model = optim.step(cfg.learning_rate, model.clone(), grads);
                 tm.images += batch.len;
                 bar.inc(batch.len as u64);
-                bar.set_message(format!("loss {loss_value:.4}"));
+                if k % SYNC_EVERY == SYNC_EVERY - 1 {
+                    let loss = sums.as_ref().map_or(0.0, |s| s.clone().slice([0..1]).into_scalar().elem::<f64>()) / tm.images as f64;
+                    bar.set_message(format!("loss {loss:.4}"));
+                }
             }
         });
+        let [loss, seg, id, correct] = sums.map_or(Ok([0.0; 4]), |s| s.into_data().convert::<f64>().to_vec::<f64>().map(|v| [v[0], v[1], v[2], v[3]])).map_err(|e| anyhow::anyhow!("reading the epoch's losses: {e:?}"))?;
+        (tm.loss, tm.seg, tm.id) = (loss, seg, id);
         bar.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();
         throughput = tm.images as f64 / train_seconds.max(1e-9);
@@ -277,7 +291,7 @@ pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], va
             tm.loss / n,
             tm.seg / n,
             tm.id / n,
-            correct as f64 / n,
+            correct / n,
             val.loss,
             val.seg,
             val.id,
@@ -312,6 +326,41 @@ pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], va
         last_val = val;
     }
     Ok(TrainReport { state, last_val, train_images_per_second: throughput })
+}
+
+/// Training throughput of the model alone: `steps` optimiser steps on random batches (no data
+/// loading) after `warmup` steps (kernel compilation, autotuning). Returns images per second.
+pub fn bench_steps<B: AutodiffBackend>(cfg: &TrainConfig, steps: usize, warmup: usize, device: &B::Device) -> Result<f64> {
+    use rand::Rng;
+    let size = CropSpec::default().size as usize;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
+    let items: Vec<Prepared> = (0..cfg.batch_size)
+        .map(|_| Prepared {
+            image: (0..3 * size * size).map(|_| rng.random_range(-2.0..2.0)).collect(),
+            admissible: cfg.model.teacher.then(|| (0..size * size).map(|_| 1u16 << rng.random_range(0..NUM_CLASSES)).collect()),
+            identity: rng.random_range(0..cfg.model.identities as u32),
+        })
+        .collect();
+    let batch = collate::<B>(&items, size, device);
+    let mut model = init_model::<B>(cfg, device)?;
+    let mut optim = AdamConfig::new().init::<B, SegDistilledId<B>>();
+    // Only the last loss is read: the steps queue on the device as they do in training.
+    let mut run = |count: usize| -> Result<()> {
+        let mut last = None;
+        for _ in 0..count {
+            let out = step(&model, &batch, cfg);
+            let grads = GradientsParams::from_grads(out.loss.clone().backward(), &model);
+            model = optim.step(cfg.learning_rate, model.clone(), grads);
+            last = Some(out.loss);
+        }
+        let loss = last.map_or(0.0, |l| l.into_scalar().elem::<f64>());
+        anyhow::ensure!(loss.is_finite(), "the loss became {loss}");
+        Ok(())
+    };
+    run(warmup)?;
+    let started = Instant::now();
+    run(steps)?;
+    Ok((steps * cfg.batch_size) as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Load a trained model (config + best weights, else the last checkpoint) from a run directory.

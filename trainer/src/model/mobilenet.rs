@@ -6,6 +6,43 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
+use burn::tensor::ops::PadMode;
+use burn::tensor::Slice;
+
+/// How the 3×3 depthwise convolutions are computed during training. Both give the same numbers
+/// and the same weights (`[C, 1, 3, 3]`, torchvision layout); they differ only in speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+pub enum Depthwise {
+    /// Burn's grouped `conv2d`. Burn-CubeCL 0.21 differentiates it one group at a time, a few
+    /// kernel launches per channel: thousands per training step on CUDA.
+    Grouped,
+    /// Nine shifted, per-channel-scaled views of the padded input, summed: a few dozen
+    /// element-wise ops per layer whatever the channel count.
+    Taps,
+}
+
+/// A depthwise `k×k` convolution (`weight` `[C, 1, k, k]`, padding `k/2`, no bias) from taps.
+pub fn depthwise_taps<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>, stride: usize) -> Tensor<B, 4> {
+    let [_, channels, h, w] = x.dims();
+    let k = weight.dims()[2];
+    let pad = k / 2;
+    let padded = x.pad((pad, pad, pad, pad), PadMode::Constant(0.0));
+    let (out_h, out_w) = ((h + 2 * pad - k) / stride + 1, (w + 2 * pad - k) / stride + 1);
+    let span = |start: usize, len: usize| Slice::new(start as isize, Some((start + (len - 1) * stride + 1) as isize), stride as isize);
+    let mut sum: Option<Tensor<B, 4>> = None;
+    for dy in 0..k {
+        for dx in 0..k {
+            let view = padded.clone().slice([Slice::full(), Slice::full(), span(dy, out_h), span(dx, out_w)]);
+            let scale = weight.clone().slice([0..channels, 0..1, dy..dy + 1, dx..dx + 1]).reshape([1, channels, 1, 1]);
+            let term = view * scale;
+            sum = Some(match sum {
+                Some(s) => s + term,
+                None => term,
+            });
+        }
+    }
+    sum.unwrap_or_else(|| unreachable!("a kernel has at least one tap"))
+}
 
 /// `min(max(x, 0), 6)`.
 pub fn relu6<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
@@ -18,21 +55,30 @@ pub struct ConvBn<B: Backend> {
     pub conv: Conv2d<B>,
     pub bn: BatchNorm<B>,
     pub relu6: bool,
+    /// Depthwise conv computed from taps (see [`Depthwise`]).
+    pub taps: bool,
 }
 
 impl<B: Backend> ConvBn<B> {
     pub fn new(device: &B::Device, cin: usize, cout: usize, kernel: usize, stride: usize, groups: usize, relu6: bool) -> Self {
+        Self::with_depthwise(device, cin, cout, kernel, stride, groups, relu6, Depthwise::Grouped)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn with_depthwise(device: &B::Device, cin: usize, cout: usize, kernel: usize, stride: usize, groups: usize, relu6: bool, depthwise: Depthwise) -> Self {
         let conv = Conv2dConfig::new([cin, cout], [kernel, kernel])
             .with_stride([stride, stride])
             .with_padding(PaddingConfig2d::Explicit(kernel / 2, kernel / 2, kernel / 2, kernel / 2))
             .with_groups(groups)
             .with_bias(false)
             .init(device);
-        Self { conv, bn: BatchNormConfig::new(cout).init(device), relu6 }
+        let taps = depthwise == Depthwise::Taps && groups > 1 && groups == cin && cin == cout;
+        Self { conv, bn: BatchNormConfig::new(cout).init(device), relu6, taps }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let y = self.bn.forward(self.conv.forward(x));
+        let z = if self.taps { depthwise_taps(x, self.conv.weight.val(), self.conv.stride[0]) } else { self.conv.forward(x) };
+        let y = self.bn.forward(z);
         if self.relu6 { relu6(y) } else { y }
     }
 }
@@ -47,11 +93,11 @@ pub struct InvertedResidual<B: Backend> {
 }
 
 impl<B: Backend> InvertedResidual<B> {
-    fn new(device: &B::Device, cin: usize, cout: usize, stride: usize, expansion: usize) -> Self {
+    fn new(device: &B::Device, cin: usize, cout: usize, stride: usize, expansion: usize, depthwise: Depthwise) -> Self {
         let hidden = cin * expansion;
         Self {
             expand: (expansion != 1).then(|| ConvBn::new(device, cin, hidden, 1, 1, 1, true)),
-            depthwise: ConvBn::new(device, hidden, hidden, 3, stride, hidden, true),
+            depthwise: ConvBn::with_depthwise(device, hidden, hidden, 3, stride, hidden, true, depthwise),
             project: ConvBn::new(device, hidden, cout, 1, 1, 1, false),
             residual: stride == 1 && cin == cout,
         }
@@ -107,6 +153,8 @@ pub struct EncoderOutput<B: Backend> {
 pub struct EncoderConfig {
     #[config(default = 1.0)]
     pub width: f32,
+    #[config(default = "Depthwise::Grouped")]
+    pub depthwise: Depthwise,
 }
 
 impl EncoderConfig {
@@ -117,7 +165,7 @@ impl EncoderConfig {
         for (t, c, n, s) in SETTINGS {
             let cout = make_divisible(c as f32 * self.width, 8);
             for i in 0..n {
-                blocks.push(InvertedResidual::new(device, cin, cout, if i == 0 { s } else { 1 }, t));
+                blocks.push(InvertedResidual::new(device, cin, cout, if i == 0 { s } else { 1 }, t, self.depthwise));
                 cin = cout;
             }
         }
@@ -171,5 +219,35 @@ impl<B: Backend> Encoder<B> {
             x = block.forward_tapped(x).0;
         }
         self.head.forward(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, Tolerance};
+
+    type B = burn::backend::Flex;
+
+    /// The taps formulation equals Burn's grouped conv at both strides MobileNetV2 uses: outputs,
+    /// and the gradients with respect to the input and the weights.
+    #[test]
+    fn depthwise_taps_equal_grouped_conv() {
+        type A = burn::backend::Autodiff<B>;
+        let device = Default::default();
+        let close = |a: Tensor<B, 4>, b: Tensor<B, 4>| a.into_data().assert_approx_eq::<f32>(&b.into_data(), Tolerance::absolute(1e-4));
+        for (stride, size) in [(1, 9), (2, 9), (2, 8)] {
+            let conv = ConvBn::<A>::new(&device, 6, 6, 3, stride, 6, false).conv;
+            let x = Tensor::<A, 4>::random([2, 6, size, size], Distribution::Normal(0.0, 1.0), &device).require_grad();
+            let grouped = conv.forward(x.clone());
+            let taps = depthwise_taps(x.clone(), conv.weight.val(), stride);
+            assert_eq!(grouped.dims(), taps.dims(), "stride {stride}, size {size}");
+            let probe = Tensor::<A, 4>::random(grouped.dims(), Distribution::Normal(0.0, 1.0), &device);
+            let g1 = (grouped.clone() * probe.clone()).sum().backward();
+            let g2 = (taps.clone() * probe).sum().backward();
+            close(grouped.inner(), taps.inner());
+            close(x.grad(&g1).unwrap(), x.grad(&g2).unwrap());
+            close(conv.weight.grad(&g1).unwrap(), conv.weight.grad(&g2).unwrap());
+        }
     }
 }

@@ -1,0 +1,108 @@
+//! Evaluation of any ONNX embedder through tract (the firmware's own embedder and aligner), on
+//! three protocols: LFW open-set verification ([`lfw`]), closed-set identification on a training
+//! run's held-out images ([`closed_set`]) and verification by head yaw on generated people
+//! ([`yaw`]).
+
+pub mod closed_set;
+pub mod lfw;
+pub mod yaw;
+
+use anyhow::{Context, Result};
+use faceunlock::embed::{Embedder, cosine};
+use faceunlock_core::align::Aligner;
+use faceunlock_core::contract::EmbedderEntry;
+use faceunlock_core::geometry::{CropSpec, Landmarks5};
+use image::RgbImage;
+use rayon::prelude::*;
+use std::path::Path;
+
+/// Embed `items` in parallel, one embedder per worker: `load` gives each item's image and
+/// landmarks, or `None` to skip it (its slot in the result is then `None`).
+pub fn embed_with<T: Sync>(onnx: &Path, entry: &EmbedderEntry, items: &[T], load: impl Fn(&T) -> Result<Option<(RgbImage, Landmarks5)>> + Sync) -> Result<Vec<Option<Vec<f32>>>> {
+    let bytes = std::fs::read(onnx).with_context(|| format!("reading {}", onnx.display()))?;
+    let chunks: Vec<Result<Vec<Option<Vec<f32>>>>> = items
+        .par_chunks(64)
+        .map(|chunk| {
+            let mut embedder = Embedder::from_bytes(onnx, &bytes, entry)?;
+            let mut aligner = Aligner::new(CropSpec::arcface(entry.crop_size));
+            chunk
+                .iter()
+                .map(|item| {
+                    let Some((img, marks)) = load(item)? else { return Ok(None) };
+                    let crop = aligner.align(&img, &marks)?;
+                    Ok(Some(embedder.embed(crop)?.to_vec()))
+                })
+                .collect()
+        })
+        .collect();
+    let mut all = Vec::with_capacity(items.len());
+    for c in chunks {
+        all.extend(c?);
+    }
+    Ok(all)
+}
+
+/// Accuracy of `threshold` on scored pairs `(score, same)`.
+pub fn accuracy(pairs: &[(f32, bool)], threshold: f32) -> f64 {
+    pairs.iter().filter(|(s, same)| (*s >= threshold) == *same).count() as f64 / pairs.len().max(1) as f64
+}
+
+/// The threshold maximising accuracy on `pairs` (candidates: midpoints of sorted scores).
+pub fn best_threshold(pairs: &[(f32, bool)]) -> f32 {
+    let mut scores: Vec<f32> = pairs.iter().map(|p| p.0).collect();
+    scores.sort_by(f32::total_cmp);
+    let candidates = scores.windows(2).map(|w| (w[0] + w[1]) / 2.0);
+    candidates.max_by(|a, b| accuracy(pairs, *a).total_cmp(&accuracy(pairs, *b))).unwrap_or(0.5)
+}
+
+/// The smallest threshold whose false-accept rate on `impostors` is at most `far`.
+pub fn threshold_at_far(impostors: &mut [f32], far: f64) -> f32 {
+    impostors.sort_by(|a, b| b.total_cmp(a));
+    let allowed = (far * impostors.len() as f64).floor() as usize;
+    impostors.get(allowed).map_or(1.0, |s| s.next_up())
+}
+
+/// Genuine and impostor scores over every pair of embedded images of `refs`.
+pub fn all_pair_scores(items: &[(u32, &Vec<f32>)]) -> (Vec<f32>, Vec<f32>) {
+    let per_row: Vec<(Vec<f32>, Vec<f32>)> = (0..items.len())
+        .into_par_iter()
+        .map(|i| {
+            let (mut g, mut im) = (Vec::new(), Vec::new());
+            for j in i + 1..items.len() {
+                let s = cosine(items[i].1, items[j].1);
+                if items[i].0 == items[j].0 { g.push(s) } else { im.push(s) }
+            }
+            (g, im)
+        })
+        .collect();
+    per_row.into_iter().fold((Vec::new(), Vec::new()), |(mut g, mut im), (a, b)| {
+        g.extend(a);
+        im.extend(b);
+        (g, im)
+    })
+}
+
+pub fn rate_at_or_above(scores: &[f32], t: f32) -> f64 {
+    scores.iter().filter(|s| **s >= t).count() as f64 / scores.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn far_threshold_admits_at_most_the_allowed_impostors() {
+        let mut impostors: Vec<f32> = (0..1000).map(|i| i as f32 / 1000.0).collect();
+        let t = threshold_at_far(&mut impostors, 1e-2);
+        let accepted = impostors.iter().filter(|s| **s >= t).count();
+        assert_eq!(accepted, 10);
+    }
+
+    #[test]
+    fn best_threshold_separates_separable_pairs() {
+        let pairs = [(0.9, true), (0.8, true), (0.3, false), (0.2, false)];
+        let t = best_threshold(&pairs);
+        assert!(t > 0.3 && t < 0.8);
+        assert_eq!(accuracy(&pairs, t), 1.0);
+    }
+}
