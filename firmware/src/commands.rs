@@ -21,7 +21,7 @@ pub fn open_camera(cfg: &Config) -> Result<Box<dyn FrameSource>> {
         CameraBackend::V4l2 => Ok(Box::new(faceunlock::camera::V4lCamera::open(&cfg.camera)?)),
         #[cfg(not(feature = "v4l"))]
         CameraBackend::V4l2 => bail!("camera.backend = \"v4l2\" but this build has no `v4l` feature"),
-        CameraBackend::Rpicam => bail!("camera.backend = \"rpicam\" is not supported by this build yet; use a USB (UVC) camera with backend \"v4l2\""),
+        CameraBackend::Rpicam => Ok(Box::new(faceunlock::rpicam::RpicamSource::open(&cfg.camera)?)),
     }
 }
 
@@ -55,6 +55,13 @@ fn build_relay(cfg: &Config) -> Result<Relay<AnyPin>> {
         RelayBackend::Cdev => bail!("relay.backend = \"cdev\" but this build has no `cdev` feature"),
     };
     Ok(Relay::new(pin, cfg.relay.active_low, pulse)?)
+}
+
+/// Drive the relay to locked and exit (the service unit's `ExecStopPost`, whatever stopped it).
+pub fn lock(cfg: &Config) -> Result<i32> {
+    build_relay(cfg).context("driving the relay to locked")?;
+    println!("relay locked ({:?})", cfg.relay.backend);
+    Ok(0)
 }
 
 /// The service until SIGINT/SIGTERM; the relay locks on every exit.

@@ -1,5 +1,6 @@
-//! The firmware configuration, one TOML file (`/etc/faceunlock/config.toml`, or a board file
-//! from `boards/`). Every section rejects unknown keys so a typo is an error, not a silent
+//! The firmware configuration, one TOML file per board (`boards/*.toml`, installed to
+//! `/usr/share/faceunlock/boards`; `/etc/faceunlock/board.toml` overrides, see `board`).
+//! Every section rejects unknown keys so a typo is an error, not a silent
 //! default. This file depends on serde alone: the workspace's `build.rs` includes it to
 //! validate every board file at build time.
 
@@ -268,6 +269,9 @@ impl Config {
         }
         if self.compute.threads == 0 {
             p.push("compute.threads = 0: expected at least 1".into());
+        }
+        if self.camera.backend == CameraBackend::Rpicam && (self.camera.width % 64 != 0 || self.camera.height % 2 != 0) {
+            p.push(format!("camera: {}×{} for rpicam: expected a width that is a multiple of 64 and an even height", self.camera.width, self.camera.height));
         }
         for f in &self.camera.formats {
             if f.len() != 4 {

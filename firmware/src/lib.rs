@@ -15,6 +15,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod board;
 #[cfg(feature = "v4l")]
 pub mod camera;
 pub mod config;
@@ -26,5 +27,6 @@ pub mod frame;
 pub mod pipeline;
 pub mod quality;
 pub mod relay;
+pub mod rpicam;
 mod tensor_io;
 pub mod templates;

@@ -1,6 +1,6 @@
 //! `faceunlock`: enrol, verify, run the unlock service, benchmark and diagnose.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 use faceunlock::app::Unlocker;
 use faceunlock::config::Config;
@@ -16,8 +16,8 @@ static ALLOC: alloc_count::Counting = alloc_count::Counting;
 #[derive(Parser)]
 #[command(name = "faceunlock", version, about = "Face unlock: enrol, verify, run, bench, doctor")]
 struct Args {
-    /// Configuration file (a board file works too). Default: /etc/faceunlock/config.toml if it
-    /// exists, else built-in defaults with models/manifest.toml.
+    /// Configuration file (a board file). Default: /etc/faceunlock/board.toml if it exists, else
+    /// the board file matching /proc/device-tree/model, else built-in defaults (dev box).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Model manifest, overriding the config.
@@ -77,6 +77,8 @@ enum Command {
     },
     /// Check camera, models, GPIO and configuration, with a verdict.
     Doctor,
+    /// Drive the relay to locked and exit (systemd `ExecStopPost`).
+    Lock,
     /// Enrol 3 generated people, verify them at other poses, reject 10 strangers.
     Demo {
         #[arg(long, default_value_t = 7)]
@@ -85,15 +87,11 @@ enum Command {
 }
 
 fn load_config(args: &Args) -> Result<Config> {
-    let default_path = Path::new("/etc/faceunlock/config.toml");
-    let path = args.config.clone().or_else(|| default_path.exists().then(|| default_path.to_path_buf()));
-    let mut cfg = match &path {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
-            Config::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
-        }
-        None => Config { storage: faceunlock::config::StorageConfig { state_dir: default_state_dir(), keep_images: false }, ..Config::default() },
-    };
+    use faceunlock::board;
+    let dirs: Vec<PathBuf> = board::BOARD_DIRS.iter().map(PathBuf::from).collect();
+    let defaults = Config { storage: faceunlock::config::StorageConfig { state_dir: default_state_dir(), keep_images: false }, ..Config::default() };
+    let (mut cfg, origin) = board::choose(args.config.as_deref(), Path::new(board::OVERRIDE), Path::new(board::DEVICE_TREE_MODEL), &dirs, defaults)?;
+    log::info!("configuration: {origin}");
     if let Some(m) = &args.models {
         cfg.models.manifest = m.clone();
     }
@@ -148,6 +146,7 @@ fn run() -> Result<i32> {
         Command::Embed { images } => commands::embed(open(cfg)?, images),
         Command::Bench { frames, source, json } => commands::bench(open(cfg.clone())?, &cfg, *frames, source.as_deref(), json.as_deref(), &ALLOC),
         Command::Doctor => Ok(commands::doctor(&cfg, detector)),
+        Command::Lock => commands::lock(&cfg),
         Command::Demo { seed } => commands::demo(cfg, detector, *seed),
     }
 }

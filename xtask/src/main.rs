@@ -1,0 +1,45 @@
+//! `cargo xtask provision --board rpi4 --host user@pi`: build the board's `.deb`, copy it to the
+//! board, install it, write the board file to `/etc/faceunlock/board.toml`, enable the service,
+//! then run `faceunlock doctor` and `faceunlock bench --json` there and bring the JSON back.
+//!
+//! `--local DIR` provisions a directory standing in for the board instead (the package is
+//! unpacked into it, commands run from it, under `qemu-aarch64` for an arm64 package): what the
+//! tests and a dry run use.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+mod provision;
+mod target;
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "faceunlock repository tasks")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build, copy, install, configure, enable, then doctor + bench on a board.
+    Provision(provision::Options),
+}
+
+fn run() -> Result<()> {
+    match Args::parse().command {
+        Command::Provision(o) => provision::provision(&o),
+    }
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The repository root (this crate sits in `xtask/`).
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
