@@ -115,6 +115,7 @@ pub fn bench(mut u: Unlocker, cfg: &Config, frames: usize, source: Option<&Path>
         }
     };
     let people = u.store.people().to_vec();
+    let mut environment = faceunlock::environment::Environment::start(cfg);
     let mut recorded = Vec::with_capacity(frames);
     let mut warm_allocs = 0u64;
     for i in 0..frames {
@@ -131,6 +132,7 @@ pub fn bench(mut u: Unlocker, cfg: &Config, frames: usize, source: Option<&Path>
         }
         recorded.push(t);
     }
+    environment.finish(cfg);
     let stats = summarize(&recorded);
     print!("{}", table(&stats));
     let per_frame = warm_allocs as f64 / (frames - 1) as f64;
@@ -138,9 +140,7 @@ pub fn bench(mut u: Unlocker, cfg: &Config, frames: usize, source: Option<&Path>
     let report = serde_json::json!({
         "frames": frames,
         "source": src.describe(),
-        "threads": cfg.compute.threads,
-        "board": cfg.board.id,
-        "arch": std::env::consts::ARCH,
+        "environment": environment,
         "allocations_per_warm_frame": per_frame,
         "stages": stats,
     });

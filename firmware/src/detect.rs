@@ -47,7 +47,8 @@ pub trait FaceDetector {
 const STRIDES: [usize; 3] = [8, 16, 32];
 
 pub struct YuNet {
-    plan: Arc<TypedSimplePlan>,
+    /// The optimised plan's run state, kept across frames (its buffers are reused).
+    state: TypedSimpleState,
     size: [u32; 2],
     /// Output index of cls, obj, bbox, kps for each stride.
     outputs: [[usize; 4]; 3],
@@ -86,7 +87,7 @@ impl YuNet {
             }
         }
         Ok(Self {
-            plan: model.into_runnable().map_err(err)?,
+            state: model.into_runnable().and_then(|plan| plan.spawn()).map_err(err)?,
             size,
             outputs,
             input: Tensor::zero::<f32>(&shape).map_err(err)?,
@@ -163,7 +164,7 @@ impl FaceDetector for YuNet {
             }
         })
         .map_err(|e| DetectError::Run(e.to_string()))?;
-        let out = self.plan.run(tvec!(self.input.clone().into())).map_err(|e| DetectError::Run(format!("{e:#}")))?;
+        let out = self.state.run(tvec!(self.input.clone().into())).map_err(|e| DetectError::Run(format!("{e:#}")))?;
         self.decode(&out, scale)?;
         Ok(&self.found)
     }

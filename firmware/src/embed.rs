@@ -25,7 +25,8 @@ pub enum EmbedError {
 }
 
 pub struct Embedder {
-    plan: Arc<TypedSimplePlan>,
+    /// The optimised plan's run state, kept across frames (its buffers are reused).
+    state: TypedSimpleState,
     input: Tensor,
     normalization: Normalization,
     crop_size: u32,
@@ -67,9 +68,9 @@ impl Embedder {
             return Err(EmbedError::Output { path: path.into(), expected: entry.output.clone(), found: format!("`{out_label}` {out_shape:?}") });
         }
         let dim = entry.output.shape.iter().product();
-        let plan = typed.into_runnable().map_err(load_err(path))?;
+        let state = typed.into_runnable().and_then(|plan| plan.spawn()).map_err(load_err(path))?;
         Ok(Self {
-            plan,
+            state,
             input: Tensor::zero::<f32>(&shape).map_err(load_err(path))?,
             normalization: entry.normalization,
             crop_size: entry.crop_size,
@@ -93,7 +94,7 @@ impl Embedder {
         }
         let normalization = self.normalization;
         fill_f32(&mut self.input, |buf| normalization.write_chw(crop, buf)).map_err(|e| EmbedError::Run(e.to_string()))?;
-        let out = self.plan.run(tvec!(self.input.clone().into())).map_err(|e| EmbedError::Run(format!("{e:#}")))?;
+        let out = self.state.run(tvec!(self.input.clone().into())).map_err(|e| EmbedError::Run(format!("{e:#}")))?;
         let raw = f32_slice(&out[0]).map_err(|e| EmbedError::Run(e.to_string()))?;
         self.output.copy_from_slice(&raw[..self.dim]);
         l2_normalize(&mut self.output);

@@ -34,6 +34,12 @@ pub trait FrameSource {
     fn describe(&self) -> String;
 }
 
+/// One pixel of BT.601 limited-range YUV to RGB (V4L2 YUYV, libcamera's video streams).
+pub fn bt601_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
+    let (c, u, v) = (1.164 * (y as f32 - 16.0), u as f32 - 128.0, v as f32 - 128.0);
+    [c + 1.596 * v, c - 0.392 * u - 0.813 * v, c + 2.017 * u].map(|x| x.round().clamp(0.0, 255.0) as u8)
+}
+
 pub fn decode_file(path: &Path, into: &mut RgbImage) -> Result<(Duration, Duration), FrameError> {
     let t0 = Instant::now();
     let bytes = std::fs::read(path).map_err(|e| FrameError::Source { path: path.into(), message: e.to_string() })?;

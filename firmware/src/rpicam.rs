@@ -1,37 +1,21 @@
 //! Pi CSI cameras through `rpicam-vid`. A CSI sensor's own V4L2 node gives raw Bayer, so the Pi
 //! camera stack's tool does the ISP work and writes I420 (YUV 4:2:0 planar) frames to stdout:
 //! `rpicam-vid --codec yuv420 --width W --height H --framerate F --timeout 0 --nopreview -o -`.
-//! A reader thread keeps only the newest complete frame, so a slow consumer never works on a
-//! stale one; frames it had no time for are counted as dropped.
+//! A reader thread hands frames over through [`crate::newest`]: the pipeline always gets the
+//! newest complete one.
 
 use crate::config::CameraConfig;
-use crate::frame::{Frame, FrameError, FrameSource};
+use crate::frame::{Frame, FrameError, FrameSource, bt601_to_rgb};
+use crate::newest::{self, Newest};
 use image::RgbImage;
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-/// The newest frame the reader has completed.
-#[derive(Default)]
-struct Latest {
-    i420: Vec<u8>,
-    /// Frames completed so far; 0: none yet.
-    sequence: u64,
-    /// Why the reader stopped (the stream ended or failed).
-    ended: Option<String>,
-}
-
-type Shared = Arc<(Mutex<Latest>, Condvar)>;
 
 pub struct RpicamSource {
     program: String,
     child: Child,
-    shared: Shared,
-    /// The consumer's copy of the I420 bytes (swapped with the reader's, never reallocated).
-    i420: Vec<u8>,
-    consumed: u64,
-    dropped: u64,
+    frames: Newest,
     image: RgbImage,
     origin: String,
 }
@@ -56,89 +40,49 @@ impl RpicamSource {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| camera_error(&program, format!("cannot start it ({e}); expected rpicam-vid from the rpicam-apps package")))?;
-        let frame_bytes = (w * h * 3 / 2) as usize;
-        let shared: Shared = Arc::default();
         let mut stdout = child.stdout.take().ok_or_else(|| camera_error(&program, "no stdout pipe".into()))?;
-        let writer = Arc::clone(&shared);
+        let (publisher, frames) = newest::channel();
+        let frame_bytes = (w * h * 3 / 2) as usize;
         std::thread::Builder::new()
             .name("rpicam-reader".into())
             .spawn(move || {
                 let mut buf = vec![0u8; frame_bytes];
-                let (lock, ready) = &*writer;
-                let ended = loop {
+                loop {
                     if let Err(e) = stdout.read_exact(&mut buf) {
-                        break if e.kind() == std::io::ErrorKind::UnexpectedEof { "the stream ended".to_string() } else { e.to_string() };
+                        let why = if e.kind() == std::io::ErrorKind::UnexpectedEof { "the stream ended".to_string() } else { e.to_string() };
+                        return publisher.end(why);
                     }
-                    let mut latest = lock.lock().unwrap_or_else(|p| p.into_inner());
-                    if latest.i420.len() != frame_bytes {
-                        latest.i420 = vec![0; frame_bytes];
-                    }
-                    std::mem::swap(&mut latest.i420, &mut buf);
-                    latest.sequence += 1;
-                    ready.notify_all();
-                };
-                lock.lock().unwrap_or_else(|p| p.into_inner()).ended = Some(ended);
-                ready.notify_all();
+                    publisher.publish_swap(&mut buf);
+                    buf.resize(frame_bytes, 0);
+                }
             })
             .map_err(|e| camera_error(&program, format!("cannot start the reader thread: {e}")))?;
-        let mut source = Self {
-            origin: format!("{program} {w}×{h}"),
-            program,
-            child,
-            shared,
-            i420: vec![0; frame_bytes],
-            consumed: 0,
-            dropped: 0,
-            image: RgbImage::new(w, h),
-        };
+        let mut source = Self { origin: format!("{program} {w}×{h}"), program, child, frames, image: RgbImage::new(w, h) };
         for _ in 0..cfg.warmup_frames {
-            source.wait_newest(Duration::from_secs(5))?;
+            if let Err(why) = source.frames.wait(Duration::from_secs(5)) {
+                let exit = source.child.try_wait().ok().flatten().map_or_else(|| "still running".to_string(), |s| s.to_string());
+                return Err(camera_error(&source.program, format!("{why} before the first frames ({exit}); expected rpicam-vid from the rpicam-apps package and a connected camera")));
+            }
         }
-        source.dropped = 0;
+        source.frames.reset_dropped();
         Ok(source)
     }
 
-    /// Frames the reader completed that the consumer never saw (it was busy).
+    /// Frames the camera delivered that the consumer never saw (it was busy).
     pub fn dropped(&self) -> u64 {
-        self.dropped
-    }
-
-    /// Block until a frame newer than the last one consumed is complete; take it.
-    fn wait_newest(&mut self, timeout: Duration) -> Result<(), FrameError> {
-        let (lock, ready) = &*self.shared;
-        let deadline = Instant::now() + timeout;
-        let mut latest = lock.lock().unwrap_or_else(|p| p.into_inner());
-        while latest.sequence == self.consumed {
-            if let Some(why) = &latest.ended {
-                return Err(camera_error(&self.program, format!("{why} (after {} frames)", latest.sequence)));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(camera_error(&self.program, format!("no frame within {} ms", timeout.as_millis())));
-            }
-            latest = ready.wait_timeout(latest, left).unwrap_or_else(|p| p.into_inner()).0;
-        }
-        self.dropped += latest.sequence - self.consumed - 1;
-        self.consumed = latest.sequence;
-        std::mem::swap(&mut self.i420, &mut latest.i420);
-        Ok(())
+        self.frames.dropped()
     }
 }
 
-/// I420 → RGB, BT.601 limited range (what libcamera's video streams use by default).
+/// I420 (planar Y, then U and V at half resolution) → RGB.
 pub fn i420_to_rgb(i420: &[u8], out: &mut RgbImage) {
     let (w, h) = (out.width() as usize, out.height() as usize);
     let (y_plane, chroma) = i420.split_at(w * h);
     let (u_plane, v_plane) = chroma.split_at(w * h / 4);
     for (row, line) in out.as_mut().chunks_exact_mut(w * 3).enumerate() {
         for (col, px) in line.chunks_exact_mut(3).enumerate() {
-            let y = 1.164 * (y_plane[row * w + col] as f32 - 16.0);
             let c = (row / 2) * (w / 2) + col / 2;
-            let (u, v) = (u_plane[c] as f32 - 128.0, v_plane[c] as f32 - 128.0);
-            let to_u8 = |x: f32| x.round().clamp(0.0, 255.0) as u8;
-            px[0] = to_u8(y + 1.596 * v);
-            px[1] = to_u8(y - 0.392 * u - 0.813 * v);
-            px[2] = to_u8(y + 2.017 * u);
+            px.copy_from_slice(&bt601_to_rgb(y_plane[row * w + col], u_plane[c], v_plane[c]));
         }
     }
 }
@@ -146,9 +90,9 @@ pub fn i420_to_rgb(i420: &[u8], out: &mut RgbImage) {
 impl FrameSource for RpicamSource {
     fn next_frame(&mut self) -> Result<Frame<'_>, FrameError> {
         let t0 = Instant::now();
-        self.wait_newest(Duration::from_secs(2))?;
+        let i420 = self.frames.wait(Duration::from_secs(2)).map_err(|m| camera_error(&self.program, m))?;
         let t1 = Instant::now();
-        i420_to_rgb(&self.i420, &mut self.image);
+        i420_to_rgb(i420, &mut self.image);
         Ok(Frame { image: &self.image, capture: t1 - t0, decode: t1.elapsed(), origin: &self.origin })
     }
 
