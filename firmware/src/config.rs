@@ -270,7 +270,7 @@ impl Config {
         if self.compute.threads == 0 {
             p.push("compute.threads = 0: expected at least 1".into());
         }
-        if self.camera.backend == CameraBackend::Rpicam && (self.camera.width % 64 != 0 || self.camera.height % 2 != 0) {
+        if self.camera.backend == CameraBackend::Rpicam && (!self.camera.width.is_multiple_of(64) || !self.camera.height.is_multiple_of(2)) {
             p.push(format!("camera: {}×{} for rpicam: expected a width that is a multiple of 64 and an even height", self.camera.width, self.camera.height));
         }
         for f in &self.camera.formats {

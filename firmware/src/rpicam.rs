@@ -29,7 +29,7 @@ impl RpicamSource {
     pub fn open(cfg: &CameraConfig) -> Result<Self, FrameError> {
         let program = cfg.device.clone();
         let (w, h) = (cfg.width, cfg.height);
-        if w % 64 != 0 || h % 2 != 0 {
+        if !w.is_multiple_of(64) || !h.is_multiple_of(2) {
             return Err(camera_error(&program, format!("{w}×{h}: rpicam frames need a width that is a multiple of 64 and an even height")));
         }
         let mut child = Command::new(&program)
@@ -61,7 +61,7 @@ impl RpicamSource {
         for _ in 0..cfg.warmup_frames {
             if let Err(why) = source.frames.wait(Duration::from_secs(5)) {
                 let exit = source.child.try_wait().ok().flatten().map_or_else(|| "still running".to_string(), |s| s.to_string());
-                return Err(camera_error(&source.program, format!("{why} before the first frames ({exit}); expected rpicam-vid from the rpicam-apps package and a connected camera")));
+                return Err(camera_error(&source.program, format!("{why} while waiting for the first frames ({exit}); expected rpicam-vid from the rpicam-apps package and a connected camera")));
             }
         }
         source.frames.reset_dropped();

@@ -3,6 +3,9 @@
 
 use faceunlock::detect::{FaceDetector, YuNet};
 
+/// Person, box `(x, y, w, h)`, score, and the 5 landmarks of one reference detection.
+type Reference = (&'static str, [f32; 4], f32, [[f32; 2]; 5]);
+
 fn shared() -> Option<std::path::PathBuf> {
     faceunlock_data::shared_or_skip("models/yunet.onnx").map(|_| faceunlock_data::shared_root())
 }
@@ -13,7 +16,7 @@ fn yunet_matches_the_reference_detections_on_lfw() {
     let mut det = YuNet::from_file(&root.join("models/yunet.onnx"), [256, 256]).unwrap();
     det.score_threshold = 0.5;
     // name, box (x, y, w, h), score, eye L, eye R, nose, mouth L, mouth R
-    let golden: [(&str, [f32; 4], f32, [[f32; 2]; 5]); 3] = [
+    let golden: [Reference; 3] = [
         ("Aaron_Peirsol", [75.5, 65.6, 95.7, 125.1], 0.941, [[105.4, 112.5], [149.6, 111.0], [131.9, 139.0], [108.8, 155.8], [148.5, 154.9]]),
         ("George_W_Bush", [84.6, 69.1, 89.9, 116.0], 0.929, [[107.0, 114.0], [148.8, 112.3], [129.2, 136.4], [111.6, 152.5], [149.0, 151.4]]),
         ("Serena_Williams", [75.2, 65.7, 97.1, 134.1], 0.940, [[103.2, 113.6], [150.8, 111.7], [128.9, 139.7], [109.9, 163.2], [149.9, 160.5]]),

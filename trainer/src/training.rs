@@ -273,7 +273,7 @@ pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], va
                 tm.images += batch.len;
                 bar.inc(batch.len as u64);
                 if k % SYNC_EVERY == SYNC_EVERY - 1 {
-                    let loss = sums.as_ref().map_or(0.0, |s| s.clone().slice([0..1]).into_scalar().elem::<f64>()) / tm.images as f64;
+                    let loss = sums.as_ref().map_or(0.0, |s| s.clone().narrow(0, 0, 1).into_scalar().elem::<f64>()) / tm.images as f64;
                     bar.set_message(format!("loss {loss:.4}"));
                 }
             }

@@ -107,7 +107,7 @@ impl Similarity {
     /// The inverse map, `None` when the transform is degenerate (zero scale).
     pub fn inverse(&self) -> Option<Self> {
         let det = self.a * self.a + self.b * self.b;
-        if !(det > 1e-12) {
+        if det.is_nan() || det <= 1e-12 {
             return None;
         }
         let (a, b) = (self.a / det, -self.b / det);
@@ -131,7 +131,7 @@ impl Similarity {
             sab += fx * tx + fy * ty;
             sba += fx * ty - fy * tx;
         }
-        if !(sxx > 1e-6) || !sab.is_finite() || !sba.is_finite() {
+        if sxx.is_nan() || sxx <= 1e-6 || !sab.is_finite() || !sba.is_finite() {
             return None;
         }
         let (a, b) = (sab / sxx, sba / sxx);

@@ -58,7 +58,7 @@ impl Camera {
     }
 }
 
-fn nearest_hit<'a>(scene: &'a Scene, o: V3, d: V3) -> Option<(&'a super::scene::Primitive, super::scene::Hit)> {
+fn nearest_hit(scene: &Scene, o: V3, d: V3) -> Option<(&super::scene::Primitive, super::scene::Hit)> {
     scene
         .primitives
         .iter()
