@@ -36,3 +36,26 @@ fn enrolment_stores_templates_and_a_stranger_is_not_taken_for_them() {
     assert_eq!(again.store.people().len(), 1);
     assert_eq!(again.store.people()[0].templates.len(), report.templates);
 }
+
+#[test]
+fn rejected_verify_attempts_lead_to_a_lockout() {
+    use faceunlock::app::Verdict;
+    let Some(yunet) = faceunlock_e2e::shared_file("models/yunet.onnx") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let g = faceunlock_data::synth::Generator::new(7);
+    let enrol = faceunlock::demo::render_views(&g, 0, &faceunlock::demo::enrol_views(), &dir.path().join("enrol")).unwrap();
+    let stranger = faceunlock::demo::render_views(&g, 40, &[faceunlock_data::synth::View::frontal()], &dir.path().join("stranger")).unwrap();
+    faceunlock_e2e::unlocker(&state, &yunet).unwrap().enroll("alice", &mut faceunlock::frame::ImageFiles::from_list(enrol, false)).unwrap();
+    let max_failures = faceunlock::config::LockoutConfig::default().max_failures;
+    for k in 0..=max_failures {
+        // A new process each time, as `faceunlock verify` is: the count must persist.
+        let mut u = faceunlock_e2e::unlocker(&state, &yunet).unwrap();
+        let verdict = u.verify(&mut faceunlock::frame::ImageFiles::from_list(stranger.clone(), false)).unwrap();
+        match (k < max_failures, verdict) {
+            (true, Verdict::Attempted(r)) => assert!(r.accepted.is_none() && r.faces > 0, "attempt {k}: {r:?}"),
+            (false, Verdict::LockedOut { remaining_s }) => assert!(remaining_s > 0),
+            (_, other) => panic!("attempt {k} of {max_failures}: {other:?}"),
+        }
+    }
+}

@@ -196,6 +196,37 @@ impl Unlocker {
         Ok(())
     }
 
+    /// One attempt under the lockout rules (`faceunlock verify`): refused while locked out; a
+    /// rejected attempt that saw a face counts toward the next lockout, an accepted one clears
+    /// the count. The lockout state is saved either way.
+    pub fn verify(&mut self, source: &mut dyn FrameSource) -> Result<Verdict> {
+        let mut lockout = self.load_lockout()?;
+        let now = unix_now();
+        if lockout.is_locked(now) {
+            return Ok(Verdict::LockedOut { remaining_s: lockout.remaining(now) });
+        }
+        let r = self.attempt(source, |_| {})?;
+        self.record(&mut lockout, &r, now)?;
+        Ok(Verdict::Attempted(r))
+    }
+
+    /// Count an attempt toward (or clear) the lockout and persist it; attempts without a face
+    /// count for nothing.
+    fn record(&self, lockout: &mut Lockout, r: &AttemptReport, now: u64) -> Result<()> {
+        if let Some(name) = &r.accepted {
+            log::info!("unlock: {name} (score {:.3})", r.best_score);
+            lockout.record_success();
+        } else if r.faces > 0 {
+            log::info!("attempt rejected (best score {:.3})", r.best_score);
+            if let Some(secs) = lockout.record_failure(now, &self.config.lockout) {
+                log::warn!("{} failed attempts: locked out for {secs} s", self.config.lockout.max_failures);
+            }
+        } else {
+            return Ok(());
+        }
+        self.save_lockout(lockout)
+    }
+
     fn serve_until_stopped<P: OutputPin>(&mut self, source: &mut dyn FrameSource, relay: &mut Relay<P>, stop: &AtomicBool) -> Result<()> {
         let mut lockout = self.load_lockout()?;
         log::info!("running; {} people enrolled, threshold {:.3}", self.store.people().len(), self.threshold);
@@ -206,17 +237,9 @@ impl Unlocker {
                 continue;
             }
             let r = self.attempt(source, |_| {})?;
-            if let Some(name) = &r.accepted {
-                log::info!("unlock: {name} (score {:.3})", r.best_score);
-                lockout.record_success();
-                self.save_lockout(&lockout)?;
+            self.record(&mut lockout, &r, now)?;
+            if r.accepted.is_some() {
                 relay.pulse()?;
-            } else if r.faces > 0 {
-                log::info!("attempt rejected (best score {:.3})", r.best_score);
-                if let Some(secs) = lockout.record_failure(now, &self.config.lockout) {
-                    log::warn!("{} failed attempts: locked out for {secs} s", self.config.lockout.max_failures);
-                }
-                self.save_lockout(&lockout)?;
             } else if r.frames == 0 {
                 log::info!("frame source exhausted");
                 break;
@@ -233,6 +256,13 @@ pub struct EnrollReport {
     pub no_face: usize,
     pub skipped: usize,
     pub duplicates: usize,
+}
+
+/// What `verify` ended with.
+#[derive(Clone, Debug)]
+pub enum Verdict {
+    LockedOut { remaining_s: u64 },
+    Attempted(AttemptReport),
 }
 
 #[derive(Clone, Debug, Default)]

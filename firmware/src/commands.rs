@@ -1,7 +1,7 @@
 //! The CLI's commands over [`faceunlock::app::Unlocker`].
 
 use anyhow::{Context, Result, bail};
-use faceunlock::app::{Unlocker, unix_now};
+use faceunlock::app::{Unlocker, Verdict};
 use faceunlock::bench::{summarize, table};
 use faceunlock::config::{Config, RelayBackend};
 use faceunlock::frame::{FrameSource, ImageFiles};
@@ -32,12 +32,13 @@ pub fn enroll(mut u: Unlocker, name: &str, mut source: Box<dyn FrameSource>) -> 
 }
 
 pub fn verify(mut u: Unlocker, mut source: Box<dyn FrameSource>) -> Result<i32> {
-    let lockout = u.load_lockout()?;
-    if lockout.is_locked(unix_now()) {
-        println!("LOCKED OUT for {} more seconds", lockout.remaining(unix_now()));
-        return Ok(4);
-    }
-    let r = u.attempt(source.as_mut(), |_| {})?;
+    let r = match u.verify(source.as_mut())? {
+        Verdict::LockedOut { remaining_s } => {
+            println!("LOCKED OUT for {remaining_s} more seconds");
+            return Ok(4);
+        }
+        Verdict::Attempted(r) => r,
+    };
     match &r.accepted {
         Some(name) => println!("UNLOCKED: {name} (best score {:.3}, threshold {:.3}, {} frames)", r.best_score, u.threshold, r.frames),
         None => println!("REJECTED (best score {:.3}, threshold {:.3}, {} frames, {} faces, {} skipped)", r.best_score, u.threshold, r.frames, r.faces, r.skipped),

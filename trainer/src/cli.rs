@@ -358,6 +358,9 @@ pub struct EvalArgs {
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write `roc.png` and `det.png` (LFW folds 6-10 people, every pair) into this directory.
+    #[arg(long)]
+    curves: Option<PathBuf>,
     /// Record this model, its calibrated thresholds and metrics as `[embedder]` of this
     /// manifest (the model file must sit in the manifest's directory).
     #[arg(long)]
@@ -407,7 +410,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     };
     let faces = trainer::landmarks::load(&a.landmarks)?;
     let started = Instant::now();
-    let r = trainer::eval::lfw::lfw_open_set(&a.lfw, &a.model, &entry, &faces, &TRAIN_FOLDS, &TEST_FOLDS)?;
+    let r = trainer::eval::lfw::lfw_open_set(&a.lfw, &a.model, &entry, &faces, &TRAIN_FOLDS, &TEST_FOLDS, a.curves.as_deref())?;
     println!(
         "LFW pairs folds 6-10: accuracy {:.4} ± {:.4} at threshold {:.4} chosen on folds 1-5 (per fold {:?})",
         r.mean_accuracy,

@@ -44,7 +44,8 @@ pub fn embed_images(onnx: &Path, entry: &EmbedderEntry, images: &[PathBuf], face
 }
 
 /// Calibrate on the people and pairs of `calibration` folds, measure on `test` folds.
-pub fn lfw_open_set(lfw_root: &Path, onnx: &Path, entry: &EmbedderEntry, faces: &HashMap<PathBuf, CachedFace>, calibration: &[usize], test: &[usize]) -> Result<LfwReport> {
+/// With `curves`, the ROC and DET curves of the test people's pairs are written there as PNG.
+pub fn lfw_open_set(lfw_root: &Path, onnx: &Path, entry: &EmbedderEntry, faces: &HashMap<PathBuf, CachedFace>, calibration: &[usize], test: &[usize], curves: Option<&Path>) -> Result<LfwReport> {
     let lfw = Lfw::open(lfw_root)?;
     let (cal_refs, _) = lfw.people_samples(calibration);
     let (test_refs, _) = lfw.people_samples(test);
@@ -62,6 +63,9 @@ pub fn lfw_open_set(lfw_root: &Path, onnx: &Path, entry: &EmbedderEntry, faces: 
     let t3 = threshold_at_far(&mut cal_impostor, 1e-3);
     let t4 = threshold_at_far(&mut cal_impostor, 1e-4);
     let (genuine, impostor) = all_pair_scores(&items(&test_refs));
+    if let Some(dir) = curves {
+        super::curves::write_curves(dir, &genuine, &impostor)?;
+    }
     Ok(LfwReport {
         fold_accuracy,
         accuracy_threshold,

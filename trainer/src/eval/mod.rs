@@ -4,6 +4,7 @@
 //! ([`yaw`]).
 
 pub mod closed_set;
+pub mod curves;
 pub mod lfw;
 pub mod yaw;
 
