@@ -5,11 +5,14 @@
 //! `--local DIR` provisions a directory standing in for the board instead (the package is
 //! unpacked into it, commands run from it, under `qemu-aarch64` for an arm64 package): what the
 //! tests and a dry run use.
+//!
+//! `cargo xtask embed-cost`: instructions per embed on emulated Cortex-A53/A72/A76.
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+mod embed_cost;
 mod provision;
 mod target;
 
@@ -24,11 +27,14 @@ struct Args {
 enum Command {
     /// Build, copy, install, configure, enable, then doctor + bench on a board.
     Provision(provision::Options),
+    /// Instructions per embed on emulated Cortex-A53/A72/A76 (qemu plugin), a cost proxy.
+    EmbedCost(embed_cost::Options),
 }
 
 fn run() -> Result<()> {
     match Args::parse().command {
         Command::Provision(o) => provision::provision(&o),
+        Command::EmbedCost(o) => embed_cost::embed_cost(&o),
     }
 }
 
