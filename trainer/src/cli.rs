@@ -285,10 +285,14 @@ pub fn bench_step(a: BenchStepArgs) -> Result<()> {
 }
 
 /// The training backend this binary was built with.
-#[cfg(not(feature = "cuda"))]
+#[cfg(not(any(feature = "cuda", feature = "ndarray")))]
 type TrainBackend = burn::backend::Autodiff<burn::backend::Flex>;
-#[cfg(not(feature = "cuda"))]
+#[cfg(not(any(feature = "cuda", feature = "ndarray")))]
 const BACKEND: &str = "Burn flex (CPU)";
+#[cfg(all(feature = "ndarray", not(feature = "cuda")))]
+type TrainBackend = burn::backend::Autodiff<burn::backend::NdArray>;
+#[cfg(all(feature = "ndarray", not(feature = "cuda")))]
+const BACKEND: &str = "Burn ndarray (CPU)";
 #[cfg(not(feature = "cuda"))]
 const FAST_DEPTHWISE: Depthwise = Depthwise::Grouped;
 #[cfg(feature = "cuda")]
