@@ -44,11 +44,12 @@ pub fn load_file(path: &Path) -> Result<Config, BoardError> {
     Config::from_toml(&text).map_err(|message| BoardError::Invalid { path: path.into(), message })
 }
 
-/// The device-tree model string (the kernel ends it with a NUL).
-pub fn read_model(path: &Path) -> Option<String> {
+/// A one-value kernel text file (`/proc`, `/sys`) without its trailing NUL and whitespace;
+/// `None` when it is absent or empty.
+pub fn read_trimmed(path: &Path) -> Option<String> {
     let bytes = std::fs::read(path).ok()?;
-    let model = String::from_utf8_lossy(&bytes).trim_end_matches('\0').trim().to_string();
-    (!model.is_empty()).then_some(model)
+    let text = String::from_utf8_lossy(&bytes).trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string();
+    (!text.is_empty()).then_some(text)
 }
 
 /// The first board file (directories in order, files by name) whose `model_match` occurs in
@@ -76,7 +77,7 @@ pub fn choose(explicit: Option<&Path>, override_path: &Path, model_path: &Path, 
     if override_path.exists() {
         return Ok((load_file(override_path)?, Origin::Override(override_path.into())));
     }
-    let model = read_model(model_path);
+    let model = read_trimmed(model_path);
     if let Some(m) = &model
         && let Some((path, cfg)) = find_board(m, dirs)?
     {

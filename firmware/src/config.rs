@@ -84,6 +84,14 @@ pub struct CameraConfig {
     pub warmup_frames: u32,
 }
 
+impl CameraConfig {
+    /// `rpicam-vid` writes unpadded I420 planes only for a width that is a multiple of 64 and an
+    /// even height.
+    pub fn fits_rpicam(&self) -> bool {
+        self.width.is_multiple_of(64) && self.height.is_multiple_of(2)
+    }
+}
+
 impl Default for CameraConfig {
     fn default() -> Self {
         Self {
@@ -270,7 +278,7 @@ impl Config {
         if self.compute.threads == 0 {
             p.push("compute.threads = 0: expected at least 1".into());
         }
-        if self.camera.backend == CameraBackend::Rpicam && (!self.camera.width.is_multiple_of(64) || !self.camera.height.is_multiple_of(2)) {
+        if self.camera.backend == CameraBackend::Rpicam && !self.camera.fits_rpicam() {
             p.push(format!("camera: {}×{} for rpicam: expected a width that is a multiple of 64 and an even height", self.camera.width, self.camera.height));
         }
         for f in &self.camera.formats {

@@ -24,6 +24,8 @@ pub enum EmbedError {
     Run(String),
 }
 
+/// Clones share the optimised plan and run independently (one per thread).
+#[derive(Clone)]
 pub struct Embedder {
     /// The optimised plan's run state, kept across frames (its buffers are reused).
     state: TypedSimpleState,

@@ -2,6 +2,7 @@
 //! model, kernel, CPU governor, tract's CPU kind, threads, and the SoC temperature and throttle
 //! flags at the start and at the end of the run.
 
+use crate::board::read_trimmed;
 use crate::config::Config;
 use serde::Serialize;
 use std::path::Path;
@@ -26,10 +27,6 @@ pub struct Environment {
     pub threads: usize,
     pub start: Thermal,
     pub end: Option<Thermal>,
-}
-
-fn read_trimmed(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string()).filter(|s| !s.is_empty())
 }
 
 pub fn thermal(cfg: &Config) -> Thermal {

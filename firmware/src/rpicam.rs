@@ -29,7 +29,7 @@ impl RpicamSource {
     pub fn open(cfg: &CameraConfig) -> Result<Self, FrameError> {
         let program = cfg.device.clone();
         let (w, h) = (cfg.width, cfg.height);
-        if !w.is_multiple_of(64) || !h.is_multiple_of(2) {
+        if !cfg.fits_rpicam() {
             return Err(camera_error(&program, format!("{w}×{h}: rpicam frames need a width that is a multiple of 64 and an even height")));
         }
         let mut child = Command::new(&program)
@@ -67,11 +67,6 @@ impl RpicamSource {
         source.frames.reset_dropped();
         Ok(source)
     }
-
-    /// Frames the camera delivered that the consumer never saw (it was busy).
-    pub fn dropped(&self) -> u64 {
-        self.frames.dropped()
-    }
 }
 
 /// I420 (planar Y, then U and V at half resolution) → RGB.
@@ -97,7 +92,7 @@ impl FrameSource for RpicamSource {
     }
 
     fn describe(&self) -> String {
-        format!("rpicam: {}", self.origin)
+        format!("rpicam: {} ({} frames dropped so far)", self.origin, self.frames.dropped())
     }
 }
 

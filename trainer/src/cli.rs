@@ -208,6 +208,11 @@ pub struct TrainArgs {
     depthwise: Depthwise,
 }
 
+/// The Seg-Distilled-ID model (`id_only`: without the teacher, the ablation).
+fn model_config(depthwise: Depthwise, identities: usize, id_only: bool) -> ModelConfig {
+    ModelConfig::new(EncoderConfig::new().with_depthwise(depthwise), identities).with_teacher(!id_only)
+}
+
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut pool = Pool::default();
     for dir in &a.synth {
@@ -236,8 +241,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     for (name, list) in [("train.jsonl", &splits.train), ("val.jsonl", &splits.val), ("test.jsonl", &splits.test)] {
         save_list(&a.out.join(name), list)?;
     }
-    let model = ModelConfig::new(EncoderConfig::new().with_depthwise(a.depthwise), pool.identities).with_teacher(!a.id_only);
-    let cfg = TrainConfig::new(model)
+    let cfg = TrainConfig::new(model_config(a.depthwise, pool.identities, a.id_only))
         .with_max_epochs(a.epochs)
         .with_patience(a.patience)
         .with_batch_size(a.batch)
@@ -270,8 +274,7 @@ pub struct BenchStepArgs {
 
 /// Training img/s of the model alone on this machine's backend (random batches, no data loading).
 pub fn bench_step(a: BenchStepArgs) -> Result<()> {
-    let model = ModelConfig::new(EncoderConfig::new().with_depthwise(a.depthwise), a.identities).with_teacher(!a.id_only);
-    let cfg = TrainConfig::new(model).with_batch_size(a.batch);
+    let cfg = TrainConfig::new(model_config(a.depthwise, a.identities, a.id_only)).with_batch_size(a.batch);
     let ips = trainer::training::bench_steps::<TrainBackend>(&cfg, a.steps, a.warmup, &Default::default())?;
     println!(
         "{BACKEND}: {} batch {}, depthwise {:?}: {ips:.1} train img/s ({} steps after {} warm-up)",

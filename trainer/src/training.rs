@@ -108,6 +108,18 @@ fn step<B: Backend>(model: &SegDistilledId<B>, batch: &Batch<B>, cfg: &TrainConf
     StepOut { loss, seg, id, correct, seg_logits: out.seg_logits }
 }
 
+/// One optimiser step on `batch`; the step's losses, for the caller to read when it chooses.
+fn optimise<B: AutodiffBackend, O: Optimizer<SegDistilledId<B>, B>>(model: SegDistilledId<B>, optim: &mut O, batch: &Batch<B>, cfg: &TrainConfig) -> (SegDistilledId<B>, StepOut<B>) {
+    let out = step(&model, batch, cfg);
+    let grads = GradientsParams::from_grads(out.loss.clone().backward(), &model);
+    (optim.step(cfg.learning_rate, model, grads), out)
+}
+
+/// A small tensor's values, read back from the device (one wait).
+fn read_f64s<B: Backend>(t: Tensor<B, 1>) -> Result<Vec<f64>> {
+    t.into_data().convert::<f64>().to_vec::<f64>().map_err(|e| anyhow::anyhow!("reading values back from the device: {e:?}"))
+}
+
 /// Per-class intersection and union over pixels with exactly one admissible class.
 fn iou_counts<B: Backend>(logits: Tensor<B, 4>, batch: &Batch<B>) -> ([f64; NUM_CLASSES], [f64; NUM_CLASSES]) {
     let single = batch.admissible.clone().sum_dim(1).equal_elem(1.0).float();
@@ -120,7 +132,7 @@ fn iou_counts<B: Backend>(logits: Tensor<B, 4>, batch: &Batch<B>) -> ([f64; NUM_
         union.push(p.max_pair(t).sum());
     }
     let read = |v: Vec<Tensor<B, 1>>| {
-        let values = Tensor::cat(v, 0).into_data().convert::<f64>().to_vec::<f64>().unwrap_or_default();
+        let values = read_f64s(Tensor::cat(v, 0)).unwrap_or_default();
         std::array::from_fn(|c| values.get(c).copied().unwrap_or(0.0))
     };
     (read(inter), read(union))
@@ -260,7 +272,8 @@ pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], va
                     continue;
                 }
                 let batch = collate::<B>(&items, size, device);
-                let out = step(&model, &batch, cfg);
+                let out;
+                (model, out) = optimise(model.clone(), &mut optim, &batch, cfg);
                 let n = batch.len as f64;
                 let seg = out.seg.clone().unwrap_or_else(|| Tensor::zeros([1], device));
                 let stats = Tensor::cat(vec![out.loss.clone() * n, seg * n, out.id.clone() * n, out.correct.clone().float()], 0).detach();
@@ -268,8 +281,6 @@ pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], va
                     Some(s) => s + stats,
                     None => stats,
                 });
-                let grads = GradientsParams::from_grads(out.loss.backward(), &model);
-                model = optim.step(cfg.learning_rate, model.clone(), grads);
                 tm.images += batch.len;
                 bar.inc(batch.len as u64);
                 if k % SYNC_EVERY == SYNC_EVERY - 1 {
@@ -278,7 +289,7 @@ pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], va
                 }
             }
         });
-        let [loss, seg, id, correct] = sums.map_or(Ok([0.0; 4]), |s| s.into_data().convert::<f64>().to_vec::<f64>().map(|v| [v[0], v[1], v[2], v[3]])).map_err(|e| anyhow::anyhow!("reading the epoch's losses: {e:?}"))?;
+        let [loss, seg, id, correct] = sums.map_or(Ok([0.0; 4]), |s| read_f64s(s).map(|v| [v[0], v[1], v[2], v[3]])).context("reading the epoch's losses")?;
         (tm.loss, tm.seg, tm.id) = (loss, seg, id);
         bar.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();
@@ -348,9 +359,8 @@ pub fn bench_steps<B: AutodiffBackend>(cfg: &TrainConfig, steps: usize, warmup: 
     let mut run = |count: usize| -> Result<()> {
         let mut last = None;
         for _ in 0..count {
-            let out = step(&model, &batch, cfg);
-            let grads = GradientsParams::from_grads(out.loss.clone().backward(), &model);
-            model = optim.step(cfg.learning_rate, model.clone(), grads);
+            let out;
+            (model, out) = optimise(model.clone(), &mut optim, &batch, cfg);
             last = Some(out.loss);
         }
         let loss = last.map_or(0.0, |l| l.into_scalar().elem::<f64>());

@@ -27,14 +27,8 @@ fn target_dir() -> PathBuf {
 fn build(target_dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let plugin = target_dir.join("libicount.so");
     checked(Command::new("cc").args(["-shared", "-fPIC", "-O2", "-o"]).arg(&plugin).arg(crate::repo().join("xtask/src/icount.c"))).context("building the qemu plugin (needs a C compiler)")?;
-    checked(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(crate::repo())
-            .args(["build", "--release", "--target", "aarch64-unknown-linux-gnu", "-p", "faceunlock", "--example", "embed_cost"])
-            .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc")
-            .env("CC_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-gcc"),
-    )
-    .context("cross-building the embed_cost example (needs the aarch64 target and gcc-aarch64-linux-gnu)")?;
+    let target = "aarch64-unknown-linux-gnu";
+    checked(crate::cargo(target).args(["build", "--release", "--target", target, "-p", "faceunlock", "--example", "embed_cost"])).context("cross-building the embed_cost example (needs the aarch64 target and gcc-aarch64-linux-gnu)")?;
     Ok((plugin, target_dir.join("aarch64-unknown-linux-gnu/release/examples/embed_cost")))
 }
 
@@ -42,7 +36,7 @@ fn instructions(plugin: &Path, program: &Path, cpu: &str, kind: &str, embeds: u6
     let repo = crate::repo();
     let out = checked(
         Command::new("qemu-aarch64")
-            .args(["-cpu", cpu, "-L", "/usr/aarch64-linux-gnu", "-plugin"])
+            .args(["-cpu", cpu, "-L", crate::AARCH64_SYSROOT, "-plugin"])
             .arg(plugin)
             .arg(program)
             .arg(repo.join("models/manifest.toml"))

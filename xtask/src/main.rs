@@ -49,3 +49,16 @@ fn main() {
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
+
+/// Where `qemu-aarch64 -L` finds the arm64 loader and libraries (`libc6-dev-arm64-cross`).
+const AARCH64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
+
+/// `cargo` in the repository, with the cross linker and C compiler set for an aarch64 `target`.
+fn cargo(target: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(repo());
+    if target.starts_with("aarch64") {
+        cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc").env("CC_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-gcc");
+    }
+    cmd
+}

@@ -3,7 +3,6 @@
 use crate::target::{LocalRoot, Ssh, Target, checked};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -53,12 +52,7 @@ fn read_board(path: &Path) -> Result<BoardHead> {
 
 /// `cargo deb` for the board's target; the path of the package it wrote.
 fn build_deb(target: &str) -> Result<PathBuf> {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(crate::repo()).args(["deb", "-p", "faceunlock", "--target", target]);
-    if target.starts_with("aarch64") {
-        cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc").env("CC_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-gcc");
-    }
-    let out = checked(&mut cmd).context("building the package (needs `cargo install cargo-deb`)")?;
+    let out = checked(crate::cargo(target).args(["deb", "-p", "faceunlock", "--target", target])).context("building the package (needs `cargo install cargo-deb`)")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let path = stdout.lines().rev().find(|l| l.trim_end().ends_with(".deb")).context("cargo deb printed no .deb path")?;
     Ok(PathBuf::from(path.trim()))
@@ -67,7 +61,7 @@ fn build_deb(target: &str) -> Result<PathBuf> {
 /// A runner for the package's binaries on this host.
 fn runner_for(target: &str) -> Vec<String> {
     if target.starts_with("aarch64") && std::env::consts::ARCH != "aarch64" {
-        ["qemu-aarch64", "-cpu", "cortex-a72", "-L", "/usr/aarch64-linux-gnu"].map(String::from).to_vec()
+        ["qemu-aarch64", "-cpu", "cortex-a72", "-L", crate::AARCH64_SYSROOT].map(String::from).to_vec()
     } else {
         Vec::new()
     }

@@ -17,30 +17,24 @@ use image::RgbImage;
 use rayon::prelude::*;
 use std::path::Path;
 
-/// Embed `items` in parallel, one embedder per worker: `load` gives each item's image and
-/// landmarks, or `None` to skip it (its slot in the result is then `None`).
+/// Embed `items` in parallel: `load` gives each item's image and landmarks, or `None` to skip
+/// it (its slot in the result is then `None`). The model is optimised once; each worker runs its
+/// own copy of the plan.
 pub fn embed_with<T: Sync>(onnx: &Path, entry: &EmbedderEntry, items: &[T], load: impl Fn(&T) -> Result<Option<(RgbImage, Landmarks5)>> + Sync) -> Result<Vec<Option<Vec<f32>>>> {
     let bytes = std::fs::read(onnx).with_context(|| format!("reading {}", onnx.display()))?;
-    let chunks: Vec<Result<Vec<Option<Vec<f32>>>>> = items
-        .par_chunks(64)
-        .map(|chunk| {
-            let mut embedder = Embedder::from_bytes(onnx, &bytes, entry)?;
-            let mut aligner = Aligner::new(CropSpec::arcface(entry.crop_size));
-            chunk
-                .iter()
-                .map(|item| {
-                    let Some((img, marks)) = load(item)? else { return Ok(None) };
-                    let crop = aligner.align(&img, &marks)?;
-                    Ok(Some(embedder.embed(crop)?.to_vec()))
-                })
-                .collect()
-        })
-        .collect();
-    let mut all = Vec::with_capacity(items.len());
-    for c in chunks {
-        all.extend(c?);
-    }
-    Ok(all)
+    // A run state is Send but not Sync: workers clone it under a lock, once each.
+    let prototype = std::sync::Mutex::new(Embedder::from_bytes(onnx, &bytes, entry)?);
+    items
+        .par_iter()
+        .map_init(
+            || (prototype.lock().unwrap_or_else(|p| p.into_inner()).clone(), Aligner::new(CropSpec::arcface(entry.crop_size))),
+            |(embedder, aligner), item| {
+                let Some((img, marks)) = load(item)? else { return Ok(None) };
+                let crop = aligner.align(&img, &marks)?;
+                Ok(Some(embedder.embed(crop)?.to_vec()))
+            },
+        )
+        .collect()
 }
 
 /// Accuracy of `threshold` on scored pairs `(score, same)`.
