@@ -36,7 +36,7 @@ fn load_detector(cfg: &Config, manifest: &Manifest, manifest_path: &Path, explic
         (Some(path), _) => YuNet::from_file(path, cfg.detector.input_size)?,
         (None, Some(entry)) => {
             let path = models_dir.join(&entry.file);
-            YuNet::from_bytes(&path, &read_verified(&path, &entry.sha256)?, cfg.detector.input_size)?
+            YuNet::with_contract(&path, &read_verified(&path, &entry.sha256)?, cfg.detector.input_size, Some(&entry.input.name))?
         }
         (None, None) => bail!(
             "{} has no [detector] entry and no --detector was given; for development pass --detector ../shared/models/yunet.onnx",

@@ -6,6 +6,7 @@
 use crate::tensor_io::{f32_slice, fill_f32};
 use faceunlock_core::align::warp_into;
 use faceunlock_core::geometry::{Landmarks5, Similarity};
+use faceunlock_core::grid::{self, STRIDES};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 use tract_onnx::prelude::*;
@@ -33,6 +34,8 @@ pub enum DetectError {
     Load { path: PathBuf, message: String },
     #[error("{path}: detector output `{name}` missing; expected the YuNet outputs cls/obj/bbox/kps for strides 8, 16, 32")]
     MissingOutput { path: PathBuf, name: String },
+    #[error("{path}: detector input is `{found}`, the manifest expects `{expected}`")]
+    InputName { path: PathBuf, expected: String, found: String },
     #[error("detector input size {0:?} must be positive multiples of 32")]
     InputSize([u32; 2]),
     #[error("detection failed: {0}")]
@@ -43,8 +46,6 @@ pub trait FaceDetector {
     /// Faces in `frame`, highest score first.
     fn detect(&mut self, frame: &RgbImage) -> Result<&[Detection], DetectError>;
 }
-
-const STRIDES: [usize; 3] = [8, 16, 32];
 
 pub struct YuNet {
     /// The optimised plan's run state, kept across frames (its buffers are reused).
@@ -63,6 +64,12 @@ pub struct YuNet {
 impl YuNet {
     /// Load a YuNet-compatible model for a fixed input size `[width, height]`.
     pub fn from_bytes(path: &Path, bytes: &[u8], size: [u32; 2]) -> Result<Self, DetectError> {
+        Self::with_contract(path, bytes, size, None)
+    }
+
+    /// As [`Self::from_bytes`]; with `input_name`, the model's input must carry that name (the
+    /// manifest's contract).
+    pub fn with_contract(path: &Path, bytes: &[u8], size: [u32; 2], input_name: Option<&str>) -> Result<Self, DetectError> {
         if size.iter().any(|s| *s == 0 || s % 32 != 0) {
             return Err(DetectError::InputSize(size));
         }
@@ -70,7 +77,15 @@ impl YuNet {
         let shape = [1usize, 3, size[1] as usize, size[0] as usize];
         let model = tract_onnx::onnx()
             .model_for_read(&mut &bytes[..])
-            .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
+            .map_err(err)?;
+        if let Some(expected) = input_name {
+            let found = model.input_outlets().map_err(err)?.first().map(|o| model.node(o.node).name.clone()).unwrap_or_default();
+            if found != expected {
+                return Err(DetectError::InputName { path: path.into(), expected: expected.into(), found });
+            }
+        }
+        let model = model
+            .with_input_fact(0, f32::fact(shape).into())
             .and_then(|m| m.into_optimized())
             .map_err(err)?;
         let names: Vec<String> = model
@@ -119,22 +134,16 @@ impl YuNet {
             let (cls, obj) = (f32_slice(&out[ci]).map_err(run)?, f32_slice(&out[oi]).map_err(run)?);
             let (bbox, kps) = (f32_slice(&out[bi]).map_err(run)?, f32_slice(&out[ki]).map_err(run)?);
             let cols = cols_of(*s);
-            let sf = *s as f32;
             for i in 0..cls.len() {
                 let score = (cls[i].clamp(0.0, 1.0) * obj[i].clamp(0.0, 1.0)).sqrt();
                 if score < self.score_threshold {
                     continue;
                 }
-                let (col, row) = ((i % cols) as f32, (i / cols) as f32);
-                let b = &bbox[i * 4..i * 4 + 4];
-                let (cx, cy) = ((col + b[0]) * sf, (row + b[1]) * sf);
-                let (w, h) = (b[2].exp() * sf, b[3].exp() * sf);
-                let p = &kps[i * 10..i * 10 + 10];
-                let marks = [0, 1, 2, 3, 4].map(|j| [(col + p[2 * j]) * sf / scale, (row + p[2 * j + 1]) * sf / scale]);
+                let face = grid::decode(i % cols, i / cols, *s, &bbox[i * 4..i * 4 + 4], &kps[i * 10..i * 10 + 10]);
                 self.candidates.push(Detection {
-                    face_box: [(cx - w / 2.0) / scale, (cy - h / 2.0) / scale, w / scale, h / scale],
+                    face_box: face.face_box.map(|v| v / scale),
                     score,
-                    landmarks: Landmarks5(marks),
+                    landmarks: Landmarks5(face.landmarks.0.map(|[x, y]| [x / scale, y / scale])),
                 });
             }
         }

@@ -14,7 +14,7 @@ use trainer::model::{EncoderConfig, ModelConfig};
 use trainer::sources::{Pool, TRAIN_FOLDS, TEST_FOLDS, save_list, split};
 use trainer::training::{TrainConfig, load_trained, train as train_loop};
 
-fn shared(rel: &str) -> PathBuf {
+pub(crate) fn shared(rel: &str) -> PathBuf {
     faceunlock_data::shared_root().join(rel)
 }
 
@@ -289,21 +289,21 @@ pub fn bench_step(a: BenchStepArgs) -> Result<()> {
 
 /// The training backend this binary was built with.
 #[cfg(not(any(feature = "cuda", feature = "ndarray")))]
-type TrainBackend = burn::backend::Autodiff<burn::backend::Flex>;
+pub(crate) type TrainBackend = burn::backend::Autodiff<burn::backend::Flex>;
 #[cfg(not(any(feature = "cuda", feature = "ndarray")))]
-const BACKEND: &str = "Burn flex (CPU)";
+pub(crate) const BACKEND: &str = "Burn flex (CPU)";
 #[cfg(all(feature = "ndarray", not(feature = "cuda")))]
-type TrainBackend = burn::backend::Autodiff<burn::backend::NdArray>;
+pub(crate) type TrainBackend = burn::backend::Autodiff<burn::backend::NdArray>;
 #[cfg(all(feature = "ndarray", not(feature = "cuda")))]
-const BACKEND: &str = "Burn ndarray (CPU)";
+pub(crate) const BACKEND: &str = "Burn ndarray (CPU)";
 #[cfg(not(feature = "cuda"))]
 const FAST_DEPTHWISE: Depthwise = Depthwise::Grouped;
 #[cfg(feature = "cuda")]
 const FAST_DEPTHWISE: Depthwise = Depthwise::Taps;
 #[cfg(feature = "cuda")]
-type TrainBackend = burn::backend::Autodiff<burn::backend::Cuda>;
+pub(crate) type TrainBackend = burn::backend::Autodiff<burn::backend::Cuda>;
 #[cfg(feature = "cuda")]
-const BACKEND: &str = "Burn CUDA (fusion, autotune)";
+pub(crate) const BACKEND: &str = "Burn CUDA (fusion, autotune)";
 
 fn run_backend(cfg: &TrainConfig, train: &[faceunlock_data::sample::SampleRef], val: &[faceunlock_data::sample::SampleRef], out: &Path) -> Result<()> {
     log::info!("backend: {BACKEND}");
@@ -338,18 +338,16 @@ pub fn export(a: ExportArgs) -> Result<()> {
     type B = burn::backend::Flex;
     let device = Default::default();
     let (_, model) = load_trained::<B>(&a.run, &device)?;
-    let bytes = trainer::export::export_onnx(&model.encoder, &model.id_head);
-    if let Some(dir) = a.out.parent() {
-        std::fs::create_dir_all(dir)?;
+    write_model(&a.out, &trainer::export::export_onnx(&model.encoder, &model.id_head), model.shipped_parameters())
+}
+
+/// Write an exported model atomically and say what was written.
+pub(crate) fn write_model(out: &Path, bytes: &[u8], parameters: usize) -> Result<()> {
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    faceunlock_data::error::write_atomic(&a.out, &bytes)?;
-    println!(
-        "wrote {} ({} bytes, sha256 {}, {} parameters)",
-        a.out.display(),
-        bytes.len(),
-        faceunlock_core::contract::sha256_hex(&bytes),
-        model.shipped_parameters()
-    );
+    faceunlock_data::error::write_atomic(out, bytes)?;
+    println!("wrote {} ({} bytes, sha256 {}, {parameters} parameters)", out.display(), bytes.len(), faceunlock_core::contract::sha256_hex(bytes));
     Ok(())
 }
 
@@ -391,6 +389,16 @@ pub struct EvalArgs {
     /// Generator seed of the yaw people (training sets use other seeds).
     #[arg(long, default_value_t = 1000)]
     yaw_seed: u64,
+}
+
+/// `key=value` lines as a TOML table of strings.
+pub(crate) fn provenance_table(lines: &[String]) -> Result<toml::Table> {
+    let mut prov = toml::Table::new();
+    for kv in lines {
+        let (k, v) = kv.split_once('=').with_context(|| format!("--provenance `{kv}`: expected key=value"))?;
+        prov.insert(k.trim().into(), toml::Value::String(v.trim().into()));
+    }
+    Ok(prov)
 }
 
 /// Everything `eval` measured, as written by `--json`.
@@ -461,11 +469,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         let mut manifest = if path.exists() { Manifest::load(path)? } else { Manifest::default() };
         entry.thresholds = Thresholds { far_1e3: r.threshold_far_1e3, far_1e4: r.threshold_far_1e4 };
         entry.parameters = 2_387_840;
-        let mut prov = toml::Table::new();
-        for kv in &a.provenance {
-            let (k, v) = kv.split_once('=').with_context(|| format!("--provenance `{kv}`: expected key=value"))?;
-            prov.insert(k.trim().into(), toml::Value::String(v.trim().into()));
-        }
+        let mut prov = provenance_table(&a.provenance)?;
         let mut metrics = toml::Table::new();
         metrics.insert("lfw_folds_6_10_accuracy".into(), toml::Value::Float(r.mean_accuracy));
         metrics.insert("lfw_folds_6_10_accuracy_std".into(), toml::Value::Float(r.std_accuracy));

@@ -56,7 +56,7 @@ fn mirror_mask(mask: &GrayImage) -> GrayImage {
     m
 }
 
-fn jitter_colour<R: Rng>(img: &mut RgbImage, strength: [f32; 3], rng: &mut R) {
+pub(crate) fn jitter_colour<R: Rng>(img: &mut RgbImage, strength: [f32; 3], rng: &mut R) {
     if strength == [0.0; 3] {
         return;
     }

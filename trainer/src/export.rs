@@ -15,40 +15,49 @@ pub const INPUT_NAME: &str = "image";
 pub const OUTPUT_NAME: &str = "embedding";
 const OPSET: i64 = 13;
 
-fn values<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Vec<f32> {
+pub(crate) fn values<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Vec<f32> {
     t.to_data().convert::<f32>().to_vec::<f32>().expect("f32 tensor data")
 }
 
-fn tensor_type(dims: &[usize]) -> pb::TypeProto {
+/// A float tensor type; each dimension fixed (`Ok`) or named (`Err`, a symbolic size).
+pub(crate) fn tensor_type_named(dims: &[Result<usize, &str>]) -> pb::TypeProto {
     use pb::tensor_shape_proto::{Dimension, dimension::Value};
+    let dim = |d: &Result<usize, &str>| match d {
+        Ok(n) => Value::DimValue(*n as i64),
+        Err(name) => Value::DimParam(name.to_string()),
+    };
     pb::TypeProto {
         value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
             elem_type: pb::tensor_proto::DataType::Float as i32,
             shape: Some(pb::TensorShapeProto {
-                dim: dims.iter().map(|d| Dimension { value: Some(Value::DimValue(*d as i64)), ..Default::default() }).collect(),
+                dim: dims.iter().map(|d| Dimension { value: Some(dim(d)), ..Default::default() }).collect(),
             }),
         })),
         ..Default::default()
     }
 }
 
-fn ints(name: &str, v: &[i64]) -> pb::AttributeProto {
+fn tensor_type(dims: &[usize]) -> pb::TypeProto {
+    tensor_type_named(&dims.iter().map(|d| Ok(*d)).collect::<Vec<_>>())
+}
+
+pub(crate) fn ints(name: &str, v: &[i64]) -> pb::AttributeProto {
     pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Ints as i32, ints: v.to_vec(), ..Default::default() }
 }
 
-fn int(name: &str, v: i64) -> pb::AttributeProto {
+pub(crate) fn int(name: &str, v: i64) -> pb::AttributeProto {
     pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Int as i32, i: v, ..Default::default() }
 }
 
 #[derive(Default)]
-struct GraphBuilder {
-    nodes: Vec<pb::NodeProto>,
-    initializers: Vec<pb::TensorProto>,
+pub(crate) struct GraphBuilder {
+    pub(crate) nodes: Vec<pb::NodeProto>,
+    pub(crate) initializers: Vec<pb::TensorProto>,
     count: usize,
 }
 
 impl GraphBuilder {
-    fn constant(&mut self, prefix: &str, dims: &[usize], data: Vec<f32>) -> String {
+    pub(crate) fn constant(&mut self, prefix: &str, dims: &[usize], data: Vec<f32>) -> String {
         let name = format!("{prefix}_{}", self.initializers.len());
         self.initializers.push(pb::TensorProto {
             name: name.clone(),
@@ -60,7 +69,7 @@ impl GraphBuilder {
         name
     }
 
-    fn node(&mut self, op: &str, inputs: Vec<String>, attributes: Vec<pb::AttributeProto>) -> String {
+    pub(crate) fn node(&mut self, op: &str, inputs: Vec<String>, attributes: Vec<pb::AttributeProto>) -> String {
         self.count += 1;
         let out = format!("{}_{}", op.to_lowercase(), self.count);
         self.nodes.push(pb::NodeProto {
@@ -74,8 +83,63 @@ impl GraphBuilder {
         out
     }
 
+    pub(crate) fn constant_i64(&mut self, prefix: &str, data: Vec<i64>) -> String {
+        let name = format!("{prefix}_{}", self.initializers.len());
+        self.initializers.push(pb::TensorProto {
+            name: name.clone(),
+            dims: vec![data.len() as i64],
+            data_type: pb::tensor_proto::DataType::Int64 as i32,
+            int64_data: data,
+            ..Default::default()
+        });
+        name
+    }
+
+    /// Rename the last node's output to a graph output name.
+    pub(crate) fn name_last_output(&mut self, name: &str) -> String {
+        self.nodes.last_mut().expect("a node was added").output = vec![name.into()];
+        name.into()
+    }
+
+    /// A plain convolution with its bias (padding `k/2`).
+    pub(crate) fn conv<B: Backend>(&mut self, x: String, conv: &burn::nn::conv::Conv2d<B>) -> String {
+        let dims = conv.weight.dims();
+        let w = self.constant("w", &dims, values(&conv.weight.val()));
+        let b = self.constant("b", &[dims[0]], conv.bias.as_ref().map_or_else(|| vec![0.0; dims[0]], |b| values(&b.val())));
+        self.conv_node(x, w, b, conv.kernel_size, conv.stride, conv.groups)
+    }
+
+    fn conv_node(&mut self, x: String, w: String, b: String, k: [usize; 2], stride: [usize; 2], groups: usize) -> String {
+        let p = (k[0] / 2) as i64;
+        self.node(
+            "Conv",
+            vec![x, w, b],
+            vec![
+                ints("kernel_shape", &[k[0] as i64, k[1] as i64]),
+                ints("strides", &stride.map(|s| s as i64)),
+                ints("pads", &[p, p, p, p]),
+                ints("dilations", &[1, 1]),
+                int("group", groups as i64),
+            ],
+        )
+    }
+
+    /// The serialised model (opset 13) of this graph.
+    pub(crate) fn finish(self, name: &str, inputs: Vec<pb::ValueInfoProto>, outputs: Vec<pb::ValueInfoProto>) -> Vec<u8> {
+        let graph = pb::GraphProto { name: name.into(), node: self.nodes, initializer: self.initializers, input: inputs, output: outputs, ..Default::default() };
+        pb::ModelProto {
+            ir_version: 7,
+            opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
+            producer_name: "faceunlock-train".into(),
+            producer_version: env!("CARGO_PKG_VERSION").into(),
+            graph: Some(graph),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
     /// Conv with the batch norm folded in: `W' = W·s`, `b' = β − μ·s`, `s = γ/√(σ²+ε)`.
-    fn conv_bn<B: Backend>(&mut self, x: String, cb: &ConvBn<B>) -> String {
+    pub(crate) fn conv_bn<B: Backend>(&mut self, x: String, cb: &ConvBn<B>) -> String {
         let w = values(&cb.conv.weight.val());
         let dims = cb.conv.weight.dims();
         let (gamma, beta) = (values(&cb.bn.gamma.val()), values(&cb.bn.beta.val()));
@@ -87,19 +151,7 @@ impl GraphBuilder {
         let bias: Vec<f32> = (0..dims[0]).map(|o| beta[o] - mean[o] * scale[o]).collect();
         let wn = self.constant("w", &dims, folded);
         let bn = self.constant("b", &[dims[0]], bias);
-        let k = cb.conv.kernel_size;
-        let p = (k[0] / 2) as i64;
-        let y = self.node(
-            "Conv",
-            vec![x, wn, bn],
-            vec![
-                ints("kernel_shape", &[k[0] as i64, k[1] as i64]),
-                ints("strides", &cb.conv.stride.map(|s| s as i64)),
-                ints("pads", &[p, p, p, p]),
-                ints("dilations", &[1, 1]),
-                int("group", cb.conv.groups as i64),
-            ],
-        );
+        let y = self.conv_node(x, wn, bn, cb.conv.kernel_size, cb.conv.stride, cb.conv.groups);
         if cb.relu6 {
             let lo = self.constant("zero", &[], vec![0.0]);
             let hi = self.constant("six", &[], vec![6.0]);
@@ -133,25 +185,10 @@ pub fn export_onnx<B: Backend>(encoder: &Encoder<B>, id_head: &IdHead<B>) -> Vec
     let b = g.constant("embed_b", &[wdims[1]], id_head.embed.bias.as_ref().map_or_else(|| vec![0.0; wdims[1]], |b| values(&b.val())));
     let gemm = g.node("Gemm", vec![flat, w, b], vec![]);
     g.node("Relu", vec![gemm], vec![]);
-    g.nodes.last_mut().expect("the Relu node just added").output = vec![OUTPUT_NAME.into()];
+    g.name_last_output(OUTPUT_NAME);
     let s = CROP_SIZE as usize;
-    let graph = pb::GraphProto {
-        name: "faceunlock_embedder".into(),
-        node: g.nodes,
-        initializer: g.initializers,
-        input: vec![pb::ValueInfoProto { name: INPUT_NAME.into(), r#type: Some(tensor_type(&[1, 3, s, s])), ..Default::default() }],
-        output: vec![pb::ValueInfoProto { name: OUTPUT_NAME.into(), r#type: Some(tensor_type(&[1, wdims[1]])), ..Default::default() }],
-        ..Default::default()
-    };
-    pb::ModelProto {
-        ir_version: 7,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
-        producer_name: "faceunlock-train".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        graph: Some(graph),
-        ..Default::default()
-    }
-    .encode_to_vec()
+    let value = |name: &str, dims: &[usize]| pb::ValueInfoProto { name: name.into(), r#type: Some(tensor_type(dims)), ..Default::default() };
+    g.finish("faceunlock_embedder", vec![value(INPUT_NAME, &[1, 3, s, s])], vec![value(OUTPUT_NAME, &[1, wdims[1]])])
 }
 
 /// The tensor contract of an exported embedder with `dim` outputs.

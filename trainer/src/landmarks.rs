@@ -2,7 +2,7 @@
 //! `../shared` until ours ships) runs once over a set and the result is cached as JSON lines.
 
 use anyhow::{Context, Result};
-use faceunlock::detect::{FaceDetector, YuNet};
+use faceunlock::detect::{Detection, FaceDetector, YuNet};
 use faceunlock_core::geometry::Landmarks5;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -17,69 +17,83 @@ pub struct CachedFace {
     pub score: f32,
 }
 
-/// Detect the most central confident face of each image. Returns the faces found and the
-/// images where none was.
-pub fn detect_all(detector_path: &Path, images: &[PathBuf], input_size: [u32; 2]) -> Result<(Vec<CachedFace>, Vec<PathBuf>)> {
+/// Every face of at least `min_score` in each image, highest score first, in input order.
+pub fn detect_every(detector_path: &Path, images: &[PathBuf], input_size: [u32; 2], min_score: f32) -> Result<Vec<Vec<Detection>>> {
     let bytes = std::fs::read(detector_path).with_context(|| format!("reading {}", detector_path.display()))?;
     let bar = indicatif::ProgressBar::new(images.len() as u64);
-    let chunks: Vec<Result<(Vec<CachedFace>, Vec<PathBuf>)>> = images
+    let chunks: Vec<Result<Vec<Vec<Detection>>>> = images
         .par_chunks(64)
         .map(|chunk| {
             let mut det = YuNet::from_bytes(detector_path, &bytes, input_size)?;
-            det.score_threshold = 0.5;
-            let (mut found, mut missed) = (Vec::new(), Vec::new());
-            for path in chunk {
-                let img = image::open(path).with_context(|| format!("decoding {}", path.display()))?.to_rgb8();
-                let centre = [img.width() as f32 / 2.0, img.height() as f32 / 2.0];
-                let faces = det.detect(&img)?;
-                // LFW centres the named person: prefer the confident face nearest the centre.
-                let best = faces.iter().filter(|f| f.score >= 0.5).min_by(|a, b| {
-                    let d = |f: &faceunlock::detect::Detection| {
-                        let c = [f.face_box[0] + f.face_box[2] / 2.0, f.face_box[1] + f.face_box[3] / 2.0];
-                        (c[0] - centre[0]).hypot(c[1] - centre[1])
-                    };
-                    d(a).total_cmp(&d(b))
-                });
-                match best {
-                    Some(f) => found.push(CachedFace { image: path.clone(), landmarks: f.landmarks, face_box: f.face_box, score: f.score }),
-                    None => missed.push(path.clone()),
-                }
-                bar.inc(1);
-            }
-            Ok((found, missed))
+            det.score_threshold = min_score;
+            chunk
+                .iter()
+                .map(|path| {
+                    let img = image::open(path).with_context(|| format!("decoding {}", path.display()))?.to_rgb8();
+                    bar.inc(1);
+                    Ok(det.detect(&img)?.to_vec())
+                })
+                .collect()
         })
         .collect();
     bar.finish_and_clear();
-    let (mut found, mut missed) = (Vec::new(), Vec::new());
+    let mut all = Vec::with_capacity(images.len());
     for c in chunks {
-        let (f, m) = c?;
-        found.extend(f);
-        missed.extend(m);
+        all.extend(c?);
+    }
+    Ok(all)
+}
+
+/// Detect the most central confident face of each image. Returns the faces found and the
+/// images where none was.
+pub fn detect_all(detector_path: &Path, images: &[PathBuf], input_size: [u32; 2]) -> Result<(Vec<CachedFace>, Vec<PathBuf>)> {
+    let (mut found, mut missed) = (Vec::new(), Vec::new());
+    for (path, faces) in images.iter().zip(detect_every(detector_path, images, input_size, 0.5)?) {
+        let img_centre = image::image_dimensions(path).map(|(w, h)| [w as f32 / 2.0, h as f32 / 2.0]).with_context(|| format!("reading {}", path.display()))?;
+        // LFW centres the named person: prefer the confident face nearest the centre.
+        match faces.iter().min_by(|a, b| centre_distance(a, img_centre).total_cmp(&centre_distance(b, img_centre))) {
+            Some(f) => found.push(CachedFace { image: path.clone(), landmarks: f.landmarks, face_box: f.face_box, score: f.score }),
+            None => missed.push(path.clone()),
+        }
     }
     Ok((found, missed))
 }
 
+/// Distance from a detection's box centre to `point`.
+pub fn centre_distance(f: &Detection, point: [f32; 2]) -> f32 {
+    let c = [f.face_box[0] + f.face_box[2] / 2.0, f.face_box[1] + f.face_box[3] / 2.0];
+    (c[0] - point[0]).hypot(c[1] - point[1])
+}
+
 pub fn save(path: &Path, faces: &[CachedFace]) -> Result<()> {
+    save_jsonl(path, faces)
+}
+
+pub fn load(path: &Path) -> Result<HashMap<PathBuf, CachedFace>> {
+    let faces: Vec<CachedFace> = load_jsonl(path, "cached face")?;
+    Ok(faces.into_iter().map(|f| (f.image.clone(), f)).collect())
+}
+
+/// One JSON object per line, written atomically (parent directories created).
+pub fn save_jsonl<T: Serialize>(path: &Path, items: &[T]) -> Result<()> {
     let mut text = String::new();
-    for f in faces {
-        text += &serde_json::to_string(f)?;
+    for item in items {
+        text += &serde_json::to_string(item)?;
         text.push('\n');
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     faceunlock_data::error::write_atomic(path, text.as_bytes())?;
     Ok(())
 }
 
-pub fn load(path: &Path) -> Result<HashMap<PathBuf, CachedFace>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading the landmark cache {}", path.display()))?;
+/// The objects of a JSON-lines file; errors name the file, the line and the `what` expected.
+pub fn load_jsonl<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<Vec<T>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            let f: CachedFace = serde_json::from_str(l).with_context(|| format!("{}:{}: expected a cached face JSON object", path.display(), i + 1))?;
-            Ok((f.image.clone(), f))
-        })
+        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: expected a {what} JSON object", path.display(), i + 1)))
         .collect()
 }

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod data;
+pub mod detector;
 pub mod eval;
 pub mod export;
 pub mod inference;

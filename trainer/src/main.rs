@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 mod cli;
+mod detector_cli;
 
 #[derive(Parser)]
 #[command(name = "faceunlock-train", version, about = "Seg-Distilled-ID trainer: data, training, export, evaluation")]
@@ -43,6 +44,14 @@ enum Command {
     Eval(cli::EvalArgs),
     /// Export a trained run's encoder + embedding layer to ONNX and record it in a manifest.
     Export(cli::ExportArgs),
+    /// Run the teacher detector (YuNet) over LFW once and keep every face it finds.
+    DetectorLabels(detector_cli::LabelArgs),
+    /// Train our face detector on the teacher's LFW faces and generated faces.
+    TrainDetector(detector_cli::TrainDetectorArgs),
+    /// Export a trained detector run to ONNX (YuNet's output contract).
+    ExportDetector(detector_cli::ExportDetectorArgs),
+    /// Score an ONNX detector against the teacher on LFW and against generated ground truth.
+    EvalDetector(detector_cli::EvalDetectorArgs),
 }
 
 fn run() -> Result<()> {
@@ -63,6 +72,10 @@ fn run() -> Result<()> {
         Command::BenchStep(a) => cli::bench_step(a),
         Command::Eval(a) => cli::eval(a),
         Command::Export(a) => cli::export(a).context("export failed"),
+        Command::DetectorLabels(a) => detector_cli::labels(a),
+        Command::TrainDetector(a) => detector_cli::train_detector(a),
+        Command::ExportDetector(a) => detector_cli::export_detector(a).context("export failed"),
+        Command::EvalDetector(a) => detector_cli::eval_detector(a),
     }
 }
 

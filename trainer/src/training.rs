@@ -74,7 +74,7 @@ pub struct EpochMetrics {
     pub images: usize,
 }
 
-fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
+pub(crate) fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
     NamedMpkFileRecorder::new()
 }
 
@@ -116,7 +116,7 @@ fn optimise<B: AutodiffBackend, O: Optimizer<SegDistilledId<B>, B>>(model: SegDi
 }
 
 /// A small tensor's values, read back from the device (one wait).
-fn read_f64s<B: Backend>(t: Tensor<B, 1>) -> Result<Vec<f64>> {
+pub(crate) fn read_f64s<B: Backend>(t: Tensor<B, 1>) -> Result<Vec<f64>> {
     t.into_data().convert::<f64>().to_vec::<f64>().map_err(|e| anyhow::anyhow!("reading values back from the device: {e:?}"))
 }
 
@@ -163,7 +163,7 @@ fn batches<'a>(
     rx
 }
 
-fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
+pub(crate) fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
@@ -375,9 +375,15 @@ pub fn bench_steps<B: AutodiffBackend>(cfg: &TrainConfig, steps: usize, warmup: 
 
 /// Load a trained model (config + best weights, else the last checkpoint) from a run directory.
 pub fn load_trained<B: Backend>(dir: &Path, device: &B::Device) -> Result<(TrainConfig, SegDistilledId<B>)> {
+    load_run(dir, |cfg: &TrainConfig| cfg.model.init::<B>(device), device)
+}
+
+/// A run directory's `config.json` and the model it describes, with the best weights (else
+/// the last checkpoint) loaded.
+pub(crate) fn load_run<B: Backend, C: burn::config::Config, M: Module<B>>(dir: &Path, init: impl FnOnce(&C) -> M, device: &B::Device) -> Result<(C, M)> {
     let cfg_path = dir.join(CONFIG_FILE);
-    let cfg = TrainConfig::load(&cfg_path).with_context(|| format!("{}: expected the trainer's config.json", cfg_path.display()))?;
+    let cfg = C::load(&cfg_path).with_context(|| format!("{}: expected the trainer's config.json", cfg_path.display()))?;
     let weights: PathBuf = [BEST_FILE, MODEL_FILE].iter().map(|f| dir.join(format!("{f}.mpk"))).find(|p| p.exists()).with_context(|| format!("{}: no best.mpk or model.mpk", dir.display()))?;
-    let model = cfg.model.init::<B>(device).load_file(weights.with_extension(""), &recorder(), device).with_context(|| format!("loading {}", weights.display()))?;
+    let model = init(&cfg).load_file(weights.with_extension(""), &recorder(), device).with_context(|| format!("loading {}", weights.display()))?;
     Ok((cfg, model))
 }

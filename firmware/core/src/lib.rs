@@ -18,4 +18,5 @@
 pub mod align;
 pub mod contract;
 pub mod geometry;
+pub mod grid;
 pub mod normalize;

@@ -1,0 +1,59 @@
+//! ONNX export of the detector in YuNet's contract: input `input` `[1, 3, H, W]` BGR 0..255 (H
+//! and W symbolic), outputs `cls_s`, `obj_s` `[1, cells, 1]`, `bbox_s` `[1, cells, 4]`, `kps_s`
+//! `[1, cells, 10]` for strides 8, 16, 32, cells row-major. Batch norm is folded into the
+//! convolutions. The net has one face probability; `obj_s` repeats it, so the firmware's score
+//! `√(cls·obj)` is that probability.
+
+use super::model::{DetectorNet, PIXEL_OFFSET, PIXEL_SCALE};
+use crate::export::{GraphBuilder, ints, tensor_type_named};
+use burn::prelude::*;
+use faceunlock_core::grid::STRIDES;
+use tract_onnx::pb;
+
+pub const INPUT_NAME: &str = "input";
+
+/// `[1, C, H, W]` → `[1, H·W, C]`.
+fn cells_last(g: &mut GraphBuilder, x: String, channels: usize) -> String {
+    let t = g.node("Transpose", vec![x], vec![ints("perm", &[0, 2, 3, 1])]);
+    let shape = g.constant_i64("shape", vec![1, -1, channels as i64]);
+    g.node("Reshape", vec![t, shape], vec![])
+}
+
+pub fn export_detector<B: Backend>(net: &DetectorNet<B>) -> Vec<u8> {
+    let mut g = GraphBuilder::default();
+    let scale = g.constant("pixel_scale", &[], vec![PIXEL_SCALE]);
+    let offset = g.constant("pixel_offset", &[], vec![PIXEL_OFFSET]);
+    let scaled = g.node("Mul", vec![INPUT_NAME.into(), scale], vec![]);
+    let mut x = g.node("Add", vec![scaled, offset], vec![]);
+    x = g.conv_bn(x, &net.stem);
+    let mut outputs = Vec::new();
+    for (i, stage) in net.stages.iter().enumerate() {
+        for block in stage {
+            x = g.conv_bn(x, &block.depthwise);
+            x = g.conv_bn(x, &block.pointwise);
+        }
+        if i == 0 {
+            continue;
+        }
+        let (head, stride) = (&net.heads[i - 1], STRIDES[i - 1]);
+        let c = g.conv_bn(x.clone(), &head.context);
+        let logit = g.conv(c.clone(), &head.score);
+        let prob = g.node("Sigmoid", vec![logit], vec![]);
+        cells_last(&mut g, prob, 1);
+        g.name_last_output(&format!("cls_{stride}"));
+        g.node("Identity", vec![format!("cls_{stride}")], vec![]);
+        g.name_last_output(&format!("obj_{stride}"));
+        for (name, conv, n) in [("bbox", &head.bbox, 4), ("kps", &head.kps, 10)] {
+            let y = g.conv(c.clone(), conv);
+            cells_last(&mut g, y, n);
+            g.name_last_output(&format!("{name}_{stride}"));
+        }
+        for (name, n) in [("cls", 1), ("obj", 1), ("bbox", 4), ("kps", 10)] {
+            outputs.push((format!("{name}_{stride}"), stride, n));
+        }
+    }
+    let value = |name: &str, dims: &[Result<usize, &str>]| pb::ValueInfoProto { name: name.into(), r#type: Some(tensor_type_named(dims)), ..Default::default() };
+    let input = value(INPUT_NAME, &[Ok(1), Ok(3), Err("height"), Err("width")]);
+    let outputs = outputs.iter().map(|(name, stride, n)| value(name, &[Ok(1), Err(&format!("cells_{stride}")), Ok(*n)])).collect();
+    g.finish("faceunlock_detector", vec![input], outputs)
+}

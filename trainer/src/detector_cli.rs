@@ -1,0 +1,219 @@
+//! The detector's subcommands: teacher labels, training, export, evaluation.
+
+use crate::cli::{BACKEND, TrainBackend, provenance_table, shared};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use faceunlock_data::lfw::Lfw;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Instant;
+use trainer::detector::data::{LabelledFace, LabelledImage, Source, load_labels, load_sources, save_labels, synth_labels};
+use trainer::detector::eval::{DetectorScore, generated_sources, score};
+use trainer::detector::training::{DetectorTrainConfig, load_trained, train};
+use trainer::sources::{TEST_FOLDS, TRAIN_FOLDS};
+
+const LABELS: &str = "cache/lfw-faces.jsonl";
+/// Every LFW photo is 250×250: a 256×256 input sees it unscaled.
+const LFW_INPUT: [u32; 2] = [256, 256];
+
+#[derive(Args)]
+pub struct LabelArgs {
+    #[arg(long, default_value_os_t = shared("data/lfw"))]
+    lfw: PathBuf,
+    /// The teacher.
+    #[arg(long, default_value_os_t = shared("models/yunet.onnx"))]
+    teacher: PathBuf,
+    #[arg(long, default_value = LABELS)]
+    out: PathBuf,
+}
+
+/// Run the teacher once over every LFW photo (all ten folds) and keep every face it finds.
+pub fn labels(a: LabelArgs) -> Result<()> {
+    let lfw = Lfw::open(&a.lfw)?;
+    let all_folds: Vec<usize> = TRAIN_FOLDS.iter().chain(&TEST_FOLDS).copied().collect();
+    let images: Vec<PathBuf> = lfw.people_samples(&all_folds).0.into_iter().map(|r| r.image).collect();
+    let started = Instant::now();
+    let found = trainer::landmarks::detect_every(&a.teacher, &images, LFW_INPUT, 0.5)?;
+    let labels: Vec<LabelledImage> = images
+        .into_iter()
+        .zip(found)
+        .map(|(image, faces)| LabelledImage { image, faces: faces.iter().map(|f| LabelledFace { face_box: f.face_box, landmarks: f.landmarks, score: f.score }).collect() })
+        .collect();
+    save_labels(&a.out, &labels)?;
+    let faces: usize = labels.iter().map(|l| l.faces.len()).sum();
+    println!("{faces} faces in {} images in {:.0} s → {}", labels.len(), started.elapsed().as_secs_f64(), a.out.display());
+    Ok(())
+}
+
+/// The labelled images of LFW people in `folds`.
+fn lfw_labels(lfw_root: &std::path::Path, labels: &std::path::Path, folds: &[usize]) -> Result<Vec<LabelledImage>> {
+    let lfw = Lfw::open(lfw_root)?;
+    let wanted: HashSet<PathBuf> = lfw.people_samples(folds).0.into_iter().map(|r| r.image).collect();
+    let all = load_labels(labels)?;
+    let picked: Vec<LabelledImage> = all.into_iter().filter(|l| wanted.contains(&l.image)).collect();
+    if picked.len() < wanted.len() {
+        bail!("{}: labels for {} of the {} images of folds {folds:?}; run `faceunlock-train detector-labels`", labels.display(), picked.len(), wanted.len());
+    }
+    Ok(picked)
+}
+
+#[derive(Args)]
+pub struct TrainDetectorArgs {
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_os_t = shared("data/lfw"))]
+    lfw: PathBuf,
+    #[arg(long, default_value = LABELS)]
+    labels: PathBuf,
+    /// Generated sets (ground-truth faces).
+    #[arg(long)]
+    synth: Vec<PathBuf>,
+    #[arg(long, default_value_t = 4000)]
+    steps: usize,
+    #[arg(long)]
+    max_minutes: Option<f64>,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Square training input side (multiple of 32).
+    #[arg(long, default_value_t = 128)]
+    input: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Depthwise kernel size of the backbone blocks.
+    #[arg(long, default_value_t = 5)]
+    kernel: usize,
+}
+
+/// About every 20th identity (LFW person, generated person) is held out for validation, chosen
+/// by an FNV-1a hash of its name (stable across toolchains).
+fn split_by_person(images: Vec<LabelledImage>, person: impl Fn(&LabelledImage) -> String) -> (Vec<LabelledImage>, Vec<LabelledImage>) {
+    let fnv = |s: &str| s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    images.into_iter().partition(|l| !fnv(&person(l)).is_multiple_of(20))
+}
+
+pub fn train_detector(a: TrainDetectorArgs) -> Result<()> {
+    if a.input == 0 || !a.input.is_multiple_of(32) {
+        bail!("--input {}: expected a positive multiple of 32", a.input);
+    }
+    let mut images = lfw_labels(&a.lfw, &a.labels, &TRAIN_FOLDS)?;
+    for dir in &a.synth {
+        images.extend(synth_labels(dir).with_context(|| format!("loading generated set {}", dir.display()))?);
+    }
+    // LFW files are `<person>/<person>_NNNN.jpg`, generated ones `images/pPPPP_vVVVVV.jpg`.
+    let (train_labels, val_labels) = split_by_person(images, |l| {
+        let name = l.image.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        name.rsplit_once(['_']).map_or(name, |(p, _)| p).to_string() + &l.image.parent().map(|p| p.display().to_string()).unwrap_or_default()
+    });
+    let started = Instant::now();
+    let cfg = DetectorTrainConfig::new(trainer::detector::model::DetectorConfig::new().with_kernel(a.kernel))
+        .with_input([a.input, a.input])
+        .with_batch_size(a.batch)
+        .with_learning_rate(a.lr)
+        .with_steps(a.steps)
+        .with_time_budget_minutes(a.max_minutes)
+        .with_seed(a.seed);
+    let (train_set, val_set): (Vec<Source>, Vec<Source>) = (load_sources(&train_labels, cfg.min_teacher_score), load_sources(&val_labels, cfg.min_teacher_score));
+    log::info!("backend {BACKEND}: {} training / {} validation images decoded in {:.0} s", train_set.len(), val_set.len(), started.elapsed().as_secs_f64());
+    let r = train::<TrainBackend>(&cfg, &train_set, &val_set, &a.out, &Default::default())?;
+    println!(
+        "done: {} steps, best at step {} (val loss {:.4}); {:.1} train img/s",
+        r.state.steps_done,
+        r.state.best_step,
+        r.state.best_val_loss.unwrap_or(f64::NAN),
+        r.images_per_second
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ExportDetectorArgs {
+    #[arg(long)]
+    run: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn export_detector(a: ExportDetectorArgs) -> Result<()> {
+    let (_, net) = load_trained::<burn::backend::Flex>(&a.run, &Default::default())?;
+    crate::cli::write_model(&a.out, &trainer::detector::export::export_detector(&net), net.trainable_parameters())
+}
+
+#[derive(Args)]
+pub struct EvalDetectorArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, default_value_os_t = shared("data/lfw"))]
+    lfw: PathBuf,
+    /// The teacher's faces on LFW (`detector-labels`).
+    #[arg(long, default_value = LABELS)]
+    labels: PathBuf,
+    /// The teacher, scored on the generated set too when present.
+    #[arg(long, default_value_os_t = shared("models/yunet.onnx"))]
+    teacher: PathBuf,
+    /// Score threshold of the evaluated detector (the firmware's default is 0.6).
+    #[arg(long, default_value_t = 0.6)]
+    threshold: f32,
+    /// Teacher faces below this score are not counted as faces to find.
+    #[arg(long, default_value_t = 0.6)]
+    teacher_threshold: f32,
+    /// LFW folds to score on (1-5 were trained on; tune there, report 6-10).
+    #[arg(long, value_delimiter = ',', default_values_t = TEST_FOLDS.to_vec())]
+    folds: Vec<usize>,
+    /// Generated people (seed `--generated-seed`, never trained on) × 4 random views.
+    #[arg(long, default_value_t = 150)]
+    generated_people: u32,
+    #[arg(long, default_value_t = 2000)]
+    generated_seed: u64,
+    /// Record the model and these results as `[detector]` of this manifest.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    #[arg(long = "provenance")]
+    provenance: Vec<String>,
+}
+
+/// The firmware's default detector input `[width, height]`.
+fn device_input() -> [u32; 2] {
+    faceunlock::config::DetectorConfig::default().input_size
+}
+
+fn print_score(what: &str, s: &DetectorScore) {
+    println!(
+        "{what}: recall {:.4} ({} of {} faces in {} images), landmark NME mean {:.4} / median {:.4} of the inter-ocular distance, {} unmatched detections",
+        s.recall, s.matched, s.reference_faces, s.images, s.mean_nme, s.median_nme, s.unmatched_detections
+    );
+}
+
+pub fn eval_detector(a: EvalDetectorArgs) -> Result<()> {
+    let lfw = load_sources(&lfw_labels(&a.lfw, &a.labels, &a.folds)?, a.teacher_threshold);
+    let lfw_score = score(&a.model, LFW_INPUT, a.threshold, &lfw)?;
+    print_score(&format!("LFW folds {:?} vs the teacher", a.folds), &lfw_score);
+    let generated = generated_sources(a.generated_seed, 0, a.generated_people, 4);
+    let gen_score = score(&a.model, device_input(), a.threshold, &generated)?;
+    print_score("generated faces vs ground truth", &gen_score);
+    if a.teacher.exists() {
+        print_score("  the teacher on the same generated faces", &score(&a.teacher, device_input(), 0.6, &generated)?);
+    }
+    if let Some(path) = &a.manifest {
+        use faceunlock_core::contract::{DetectorEntry, Manifest, TensorSpec, sha256_file};
+        let mut manifest = if path.exists() { Manifest::load(path)? } else { Manifest::default() };
+        let [w, h] = device_input();
+        let mut prov = provenance_table(&a.provenance)?;
+        let mut metrics = toml::Table::new();
+        for (key, s) in [("lfw_test_folds_vs_teacher", &lfw_score), ("generated_vs_ground_truth", &gen_score)] {
+            metrics.insert(key.into(), toml::Value::try_from(s)?);
+        }
+        metrics.insert("score_threshold".into(), toml::Value::Float(a.threshold as f64));
+        prov.insert("metrics".into(), toml::Value::Table(metrics));
+        manifest.detector = Some(DetectorEntry {
+            file: a.model.file_name().and_then(|n| n.to_str()).context("model path has no file name")?.to_string(),
+            sha256: sha256_file(&a.model)?,
+            input: TensorSpec { name: trainer::detector::export::INPUT_NAME.into(), shape: vec![1, 3, h as usize, w as usize] },
+            provenance: prov,
+        });
+        faceunlock_data::error::write_atomic(path, toml::to_string_pretty(&manifest)?.as_bytes())?;
+        println!("recorded in {}", path.display());
+    }
+    Ok(())
+}

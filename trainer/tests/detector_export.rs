@@ -1,0 +1,79 @@
+//! Train the detector a few steps on generated faces → export ONNX → run it in tract: every
+//! output (YuNet's layout) equals Burn's within 1e-4, and the firmware's decoder accepts it.
+
+use burn::backend::Autodiff;
+use burn::tensor::{Tensor as BurnTensor, TensorData};
+use burn::tensor::activation::sigmoid;
+use faceunlock::detect::{FaceDetector, YuNet};
+use faceunlock_core::grid::STRIDES;
+use trainer::detector::eval::generated_sources;
+use trainer::detector::model::DetectorConfig;
+use trainer::detector::training::{DetectorTrainConfig, load_trained, train};
+use tract_onnx::prelude::*;
+
+type B = burn::backend::Flex;
+
+/// `[1, C, H, W]` → values in `[1, H·W, C]` order.
+fn cells_last(t: BurnTensor<B, 4>) -> Vec<f32> {
+    let [n, c, h, w] = t.dims();
+    t.permute([0, 2, 3, 1]).reshape([n, h * w * c]).into_data().to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn trained_exported_detector_matches_burn_in_tract() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = generated_sources(9, 0, 3, 2);
+    let (train_set, val_set) = sources.split_at(4);
+    let cfg = DetectorTrainConfig::new(DetectorConfig::new()).with_input([64, 64]).with_batch_size(4).with_steps(3);
+    let run = dir.path().join("run");
+    let report = train::<Autodiff<B>>(&cfg, train_set, val_set, &run, &Default::default()).unwrap();
+    assert_eq!(report.state.steps_done, 3);
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "header + the last step's row:\n{csv}");
+
+    let device = Default::default();
+    let (_, net) = load_trained::<B>(&run, &device).unwrap();
+    let onnx = trainer::detector::export::export_detector(&net);
+
+    // A generated frame, at a size other than the training one (the graph is size-agnostic).
+    let (w, h) = (96usize, 64usize);
+    let frame = image::imageops::resize(&sources[5].image, w as u32, h as u32, image::imageops::FilterType::Triangle);
+    let plane = w * h;
+    let mut pixels = vec![0.0f32; 3 * plane];
+    for (i, px) in frame.as_raw().chunks_exact(3).enumerate() {
+        (pixels[i], pixels[plane + i], pixels[2 * plane + i]) = (px[2] as f32, px[1] as f32, px[0] as f32);
+    }
+    let levels = net.forward(BurnTensor::from_data(TensorData::new(pixels.clone(), [1, 3, h, w]), &device));
+
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut &onnx[..])
+        .unwrap()
+        .with_input_fact(0, f32::fact([1, 3, h, w]).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let out = model.run(tvec!(tract_ndarray::Array4::from_shape_vec((1, 3, h, w), pixels).unwrap().into_tensor().into())).unwrap();
+    let names: Vec<String> = STRIDES.iter().flat_map(|s| ["cls", "obj", "bbox", "kps"].map(|k| format!("{k}_{s}"))).collect();
+    assert_eq!(out.len(), names.len());
+    let mut worst = 0.0f32;
+    for (k, level) in levels.into_iter().enumerate() {
+        let prob = cells_last(sigmoid(level.score));
+        let expected = [prob.clone(), prob, cells_last(level.bbox), cells_last(level.kps)];
+        for (j, want) in expected.iter().enumerate() {
+            let got = out[4 * k + j].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap();
+            assert_eq!(got.len(), want.len(), "{}", names[4 * k + j]);
+            worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(worst, f32::max);
+        }
+    }
+    assert!(worst <= 1e-4, "max abs difference tract vs Burn: {worst}");
+
+    // The manifest's contract names the input; a mismatch is refused with both names.
+    let wrong = YuNet::with_contract(&run.join("detector.onnx"), &onnx, [w as u32, h as u32], Some("image")).err().expect("wrong input name accepted");
+    assert!(wrong.to_string().contains("`input`") && wrong.to_string().contains("`image`"), "{wrong}");
+    // The firmware's YuNet decoder loads it by output name and runs it.
+    let mut det = YuNet::with_contract(&run.join("detector.onnx"), &onnx, [w as u32, h as u32], Some(trainer::detector::export::INPUT_NAME)).unwrap();
+    det.score_threshold = 0.0;
+    assert!(!det.detect(&frame).unwrap().is_empty(), "with threshold 0 every cell is a candidate");
+}
