@@ -115,13 +115,29 @@ fn optimise<B: AutodiffBackend, O: Optimizer<SegDistilledId<B>, B>>(model: SegDi
     (optim.step(cfg.learning_rate, model, grads), out)
 }
 
+/// Add `t` to a running sum kept on the device (no wait).
+pub(crate) fn accumulate<B: Backend>(sum: &mut Option<Tensor<B, 1>>, t: Tensor<B, 1>) {
+    *sum = Some(match sum.take() {
+        Some(s) => s + t,
+        None => t,
+    });
+}
+
+/// The stats one step adds to an epoch's sums: `[loss, seg, id] × images, correct`.
+fn step_stats<B: Backend>(out: &StepOut<B>, images: usize, device: &B::Device) -> Tensor<B, 1> {
+    let n = images as f64;
+    let seg = out.seg.clone().unwrap_or_else(|| Tensor::zeros([1], device));
+    Tensor::cat(vec![out.loss.clone() * n, seg * n, out.id.clone() * n, out.correct.clone().float()], 0).detach()
+}
+
 /// A small tensor's values, read back from the device (one wait).
 pub(crate) fn read_f64s<B: Backend>(t: Tensor<B, 1>) -> Result<Vec<f64>> {
     t.into_data().convert::<f64>().to_vec::<f64>().map_err(|e| anyhow::anyhow!("reading values back from the device: {e:?}"))
 }
 
-/// Per-class intersection and union over pixels with exactly one admissible class.
-fn iou_counts<B: Backend>(logits: Tensor<B, 4>, batch: &Batch<B>) -> ([f64; NUM_CLASSES], [f64; NUM_CLASSES]) {
+/// Per-class intersection and union over pixels with exactly one admissible class, as one
+/// `[2 × classes]` tensor left on the device.
+fn iou_counts<B: Backend>(logits: Tensor<B, 4>, batch: &Batch<B>) -> Tensor<B, 1> {
     let single = batch.admissible.clone().sum_dim(1).equal_elem(1.0).float();
     let pred = logits.argmax(1);
     let (mut inter, mut union) = (Vec::with_capacity(NUM_CLASSES), Vec::with_capacity(NUM_CLASSES));
@@ -131,11 +147,7 @@ fn iou_counts<B: Backend>(logits: Tensor<B, 4>, batch: &Batch<B>) -> ([f64; NUM_
         inter.push((p.clone() * t.clone()).sum());
         union.push(p.max_pair(t).sum());
     }
-    let read = |v: Vec<Tensor<B, 1>>| {
-        let values = read_f64s(Tensor::cat(v, 0)).unwrap_or_default();
-        std::array::from_fn(|c| values.get(c).copied().unwrap_or(0.0))
-    };
-    (read(inter), read(union))
+    Tensor::cat(inter.into_iter().chain(union).collect(), 0)
 }
 
 /// Prepared batches in order, produced on a worker thread one batch ahead of the consumer.
@@ -174,11 +186,10 @@ pub(crate) fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// Evaluate on `refs` without augmentation.
-pub fn validate<B: Backend>(model: &SegDistilledId<B>, refs: &[SampleRef], cfg: &TrainConfig, device: &B::Device) -> EpochMetrics {
+/// Evaluate on `refs` without augmentation. Sums stay on the device; one read at the end.
+pub fn validate<B: Backend>(model: &SegDistilledId<B>, refs: &[SampleRef], cfg: &TrainConfig, device: &B::Device) -> Result<EpochMetrics> {
     let mut m = EpochMetrics::default();
-    let (mut inter, mut union) = ([0.0; NUM_CLASSES], [0.0; NUM_CLASSES]);
-    let mut correct = 0usize;
+    let (mut sums, mut ious) = (None, None);
     std::thread::scope(|scope| {
         for items in batches(refs, (0..refs.len()).collect(), cfg.batch_size, Augment::NONE, cfg.seed, scope) {
             if items.is_empty() {
@@ -186,29 +197,21 @@ pub fn validate<B: Backend>(model: &SegDistilledId<B>, refs: &[SampleRef], cfg: 
             }
             let batch = collate::<B>(&items, CropSpec::default().size as usize, device);
             let out = step(model, &batch, cfg);
-            let n = batch.len as f64;
-            m.loss += out.loss.into_scalar().elem::<f64>() * n;
-            m.id += out.id.into_scalar().elem::<f64>() * n;
-            m.seg += out.seg.map_or(0.0, |s| s.into_scalar().elem::<f64>()) * n;
-            correct += out.correct.into_scalar().elem::<i64>() as usize;
+            accumulate(&mut sums, step_stats(&out, batch.len, device));
             if let Some(logits) = out.seg_logits {
-                let (i, u) = iou_counts(logits, &batch);
-                for c in 0..NUM_CLASSES {
-                    inter[c] += i[c];
-                    union[c] += u[c];
-                }
+                accumulate(&mut ious, iou_counts(logits, &batch));
             }
             m.images += batch.len;
         }
     });
     let n = m.images.max(1) as f64;
-    m.loss /= n;
-    m.id /= n;
-    m.seg /= n;
-    m.id_accuracy = correct as f64 / n;
-    let ious: Vec<f64> = inter.iter().zip(&union).filter(|(_, u)| **u > 0.0).map(|(i, u)| i / u).collect();
-    m.miou = if ious.is_empty() { 0.0 } else { ious.iter().sum::<f64>() / ious.len() as f64 };
-    m
+    let [loss, seg, id, correct] = sums.map_or(Ok([0.0; 4]), |s| read_f64s(s).map(|v| [v[0], v[1], v[2], v[3]])).context("reading the validation sums")?;
+    (m.loss, m.seg, m.id, m.id_accuracy) = (loss / n, seg / n, id / n, correct / n);
+    let counts = ious.map_or(Ok(vec![]), read_f64s).context("reading the validation IoU counts")?;
+    let (inter, union) = counts.split_at(counts.len() / 2);
+    let per_class: Vec<f64> = inter.iter().zip(union).filter(|(_, u)| **u > 0.0).map(|(i, u)| i / u).collect();
+    m.miou = if per_class.is_empty() { 0.0 } else { per_class.iter().sum::<f64>() / per_class.len() as f64 };
+    Ok(m)
 }
 
 pub struct TrainReport {
@@ -274,13 +277,7 @@ pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], va
                 let batch = collate::<B>(&items, size, device);
                 let out;
                 (model, out) = optimise(model.clone(), &mut optim, &batch, cfg);
-                let n = batch.len as f64;
-                let seg = out.seg.clone().unwrap_or_else(|| Tensor::zeros([1], device));
-                let stats = Tensor::cat(vec![out.loss.clone() * n, seg * n, out.id.clone() * n, out.correct.clone().float()], 0).detach();
-                sums = Some(match sums.take() {
-                    Some(s) => s + stats,
-                    None => stats,
-                });
+                accumulate(&mut sums, step_stats(&out, batch.len, device));
                 tm.images += batch.len;
                 bar.inc(batch.len as u64);
                 if k % SYNC_EVERY == SYNC_EVERY - 1 {
@@ -295,7 +292,7 @@ pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], va
         let train_seconds = started.elapsed().as_secs_f64();
         throughput = tm.images as f64 / train_seconds.max(1e-9);
         let n = tm.images.max(1) as f64;
-        let val = validate(&model.valid(), val_refs, cfg, &model.valid().devices()[0]);
+        let val = validate(&model.valid(), val_refs, cfg, &model.valid().devices()[0])?;
         writeln!(
             csv,
             "{epoch},{:.5},{:.5},{:.5},{:.4},{:.5},{:.5},{:.5},{:.4},{:.4},{:.1},{:.2}",

@@ -4,7 +4,7 @@
 
 use super::data::{Augment, Batch, Source, host_batch};
 use super::model::{DetectorConfig, DetectorNet, LevelOutput};
-use crate::training::{BEST_FILE, CONFIG_FILE, MODEL_FILE, progress, read_f64s, recorder};
+use crate::training::{BEST_FILE, CONFIG_FILE, MODEL_FILE, accumulate, progress, read_f64s, recorder};
 use anyhow::{Context, Result};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -176,10 +176,7 @@ pub fn train<B: AutodiffBackend>(cfg: &DetectorTrainConfig, train: &[Source], va
             let out = loss(model.forward(batch.images), batch.targets, cfg);
             let grads = GradientsParams::from_grads(out.total.backward(), &model);
             model = optim.step(lr, model, grads);
-            sums = Some(match sums.take() {
-                Some(s) => s + out.parts,
-                None => out.parts,
-            });
+            accumulate(&mut sums, out.parts);
             state.steps_done += 1;
             bar.inc(1);
             if let (Some(budget), true) = (cfg.time_budget_minutes, state.steps_done == first + TIMING_STEPS) {
