@@ -12,6 +12,7 @@
 //! println!("best epoch {}", report.state.best_epoch);
 //! ```
 
+pub mod checkpoint;
 pub mod data;
 pub mod detector;
 pub mod eval;

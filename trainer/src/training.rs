@@ -1,6 +1,7 @@
 //! The training loop: Adam, early stopping on validation loss, checkpoint + resume, the config
 //! saved next to the weights, one CSV row per epoch, progress bars.
 
+use crate::checkpoint::{load_run, save, start_or_resume};
 use crate::data::{Augment, Batch, Prepared, collate, prepare_refs};
 use crate::loss::{id_loss, seg_loss};
 use crate::model::{ModelConfig, SegDistilledId};
@@ -8,7 +9,6 @@ use anyhow::{Context, Result};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use faceunlock_core::geometry::CropSpec;
 use faceunlock_data::classes::NUM_CLASSES;
@@ -16,7 +16,7 @@ use faceunlock_data::sample::SampleRef;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 #[derive(Config, Debug)]
@@ -46,14 +46,8 @@ pub struct TrainConfig {
     pub time_budget_minutes: Option<f64>,
 }
 
-pub const CONFIG_FILE: &str = "config.json";
-pub const MODEL_FILE: &str = "model";
-pub const BEST_FILE: &str = "best";
-const OPTIMIZER_FILE: &str = "optimizer";
-const STATE_FILE: &str = "state.json";
 /// Training steps between reads of the running loss (each read waits for the device).
 const SYNC_EVERY: usize = 25;
-pub const METRICS_FILE: &str = "metrics.csv";
 
 /// Where the loop stands; saved after every epoch so a run can resume.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -72,10 +66,6 @@ pub struct EpochMetrics {
     pub id_accuracy: f64,
     pub miou: f64,
     pub images: usize,
-}
-
-pub(crate) fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
-    NamedMpkFileRecorder::new()
 }
 
 /// Build a model as the config says, from ImageNet weights where given.
@@ -222,26 +212,12 @@ pub struct TrainReport {
 
 /// Train (or resume training) into `dir`.
 pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], val_refs: &[SampleRef], dir: &Path, device: &B::Device) -> Result<TrainReport> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let state_path = dir.join(STATE_FILE);
-    let resuming = state_path.exists();
-    let mut model = init_model::<B>(cfg, device)?;
-    let mut optim = AdamConfig::new().init::<B, SegDistilledId<B>>();
-    let mut state = TrainState::default();
-    if resuming {
-        let text = std::fs::read_to_string(&state_path).with_context(|| format!("reading {}", state_path.display()))?;
-        state = serde_json::from_str(&text).with_context(|| format!("{}: expected a training state JSON", state_path.display()))?;
-        model = model.load_file(dir.join(MODEL_FILE), &recorder(), device).with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
-        let record = recorder().load(dir.join(OPTIMIZER_FILE), device).with_context(|| format!("loading the optimizer state in {}", dir.display()))?;
-        optim = optim.load_record(record);
+    let header = "epoch,train_loss,train_seg,train_id,train_id_acc,val_loss,val_seg,val_id,val_id_acc,val_miou,seconds,train_img_per_s";
+    let run = start_or_resume(dir, cfg, init_model::<B>(cfg, device)?, AdamConfig::new().init::<B, SegDistilledId<B>>(), header, device)?;
+    let (mut model, mut optim, mut csv) = (run.model, run.optim, run.csv);
+    let mut state: TrainState = run.state.unwrap_or_default();
+    if state.epochs_done > 0 {
         log::info!("resuming {} after epoch {}", dir.display(), state.epochs_done);
-    } else {
-        cfg.save(dir.join(CONFIG_FILE)).with_context(|| format!("writing {}", dir.join(CONFIG_FILE).display()))?;
-    }
-    let csv_path = dir.join(METRICS_FILE);
-    let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(&csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
-    if !resuming {
-        writeln!(csv, "epoch,train_loss,train_seg,train_id,train_id_acc,val_loss,val_seg,val_id,val_id_acc,val_miou,seconds,train_img_per_s")?;
     }
     let size = CropSpec::default().size as usize;
     let mut last_val = EpochMetrics::default();
@@ -318,19 +294,15 @@ pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], va
         );
         longest_epoch = longest_epoch.max(started.elapsed().as_secs_f64());
         state.epochs_done = epoch;
-        if state.best_val_loss.is_none_or(|b| val.loss < b) {
+        let best = state.best_val_loss.is_none_or(|b| val.loss < b);
+        if best {
             state.best_val_loss = Some(val.loss);
             state.best_epoch = epoch;
             state.stale_epochs = 0;
-            model.clone().save_file(dir.join(BEST_FILE), &recorder()).context("saving the best model")?;
         } else {
             state.stale_epochs += 1;
         }
-        model.clone().save_file(dir.join(MODEL_FILE), &recorder()).context("saving the checkpoint")?;
-        recorder().record(optim.to_record(), dir.join(OPTIMIZER_FILE)).context("saving the optimizer state")?;
-        let tmp = dir.join("state.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&state)?).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &state_path)?;
+        save(dir, &model, &optim, &state, best)?;
         last_val = val;
     }
     Ok(TrainReport { state, last_val, train_images_per_second: throughput })
@@ -373,14 +345,4 @@ pub fn bench_steps<B: AutodiffBackend>(cfg: &TrainConfig, steps: usize, warmup: 
 /// Load a trained model (config + best weights, else the last checkpoint) from a run directory.
 pub fn load_trained<B: Backend>(dir: &Path, device: &B::Device) -> Result<(TrainConfig, SegDistilledId<B>)> {
     load_run(dir, |cfg: &TrainConfig| cfg.model.init::<B>(device), device)
-}
-
-/// A run directory's `config.json` and the model it describes, with the best weights (else
-/// the last checkpoint) loaded.
-pub(crate) fn load_run<B: Backend, C: burn::config::Config, M: Module<B>>(dir: &Path, init: impl FnOnce(&C) -> M, device: &B::Device) -> Result<(C, M)> {
-    let cfg_path = dir.join(CONFIG_FILE);
-    let cfg = C::load(&cfg_path).with_context(|| format!("{}: expected the trainer's config.json", cfg_path.display()))?;
-    let weights: PathBuf = [BEST_FILE, MODEL_FILE].iter().map(|f| dir.join(format!("{f}.mpk"))).find(|p| p.exists()).with_context(|| format!("{}: no best.mpk or model.mpk", dir.display()))?;
-    let model = init(&cfg).load_file(weights.with_extension(""), &recorder(), device).with_context(|| format!("loading {}", weights.display()))?;
-    Ok((cfg, model))
 }

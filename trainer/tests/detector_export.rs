@@ -30,6 +30,10 @@ fn trained_exported_detector_matches_burn_in_tract() {
     assert_eq!(report.state.steps_done, 3);
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 2, "header + the last step's row:\n{csv}");
+    // The run resumes from its checkpoint: already complete, it adds no step and no row.
+    let again = train::<Autodiff<B>>(&cfg, train_set, val_set, &run, &Default::default()).unwrap();
+    assert_eq!((again.state.steps_done, again.state.best_step), (3, report.state.best_step));
+    assert_eq!(std::fs::read_to_string(run.join("metrics.csv")).unwrap(), csv);
 
     let device = Default::default();
     let (_, net) = load_trained::<B>(&run, &device).unwrap();

@@ -4,12 +4,12 @@
 
 use super::data::{Augment, Batch, Source, host_batch};
 use super::model::{DetectorConfig, DetectorNet, LevelOutput};
-use crate::training::{BEST_FILE, CONFIG_FILE, MODEL_FILE, accumulate, progress, read_f64s, recorder};
+use crate::checkpoint::{load_run, save, start_or_resume};
+use crate::training::{accumulate, progress, read_f64s};
 use anyhow::{Context, Result};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::record::Recorder;
 use burn::tensor::activation::{log_sigmoid, sigmoid};
 use burn::tensor::backend::AutodiffBackend;
 use std::io::Write;
@@ -43,9 +43,6 @@ pub struct DetectorTrainConfig {
     pub augment: Augment,
 }
 
-const OPTIMIZER_FILE: &str = "optimizer";
-const STATE_FILE: &str = "state.json";
-pub const METRICS_FILE: &str = "metrics.csv";
 /// Steps between CSV rows, checkpoints and validations.
 const INTERVAL: usize = 100;
 /// Steps timed before the schedule is fitted to the time budget.
@@ -132,25 +129,12 @@ pub struct DetectorReport {
 /// Train (or resume) a detector into `dir`.
 pub fn train<B: AutodiffBackend>(cfg: &DetectorTrainConfig, train: &[Source], val: &[Source], dir: &Path, device: &B::Device) -> Result<DetectorReport> {
     anyhow::ensure!(!train.is_empty() && !val.is_empty(), "no training or validation images");
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let state_path = dir.join(STATE_FILE);
-    let resuming = state_path.exists();
-    let mut model = cfg.model.init::<B>(device);
-    let mut optim = AdamConfig::new().init::<B, DetectorNet<B>>();
-    let mut state = DetectorState { planned_steps: cfg.steps, ..Default::default() };
-    if resuming {
-        let text = std::fs::read_to_string(&state_path).with_context(|| format!("reading {}", state_path.display()))?;
-        state = serde_json::from_str(&text).with_context(|| format!("{}: expected a detector training state JSON", state_path.display()))?;
-        model = model.load_file(dir.join(MODEL_FILE), &recorder(), device).with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
-        optim = optim.load_record(recorder().load(dir.join(OPTIMIZER_FILE), device).with_context(|| format!("loading the optimizer state in {}", dir.display()))?);
+    let header = "step,loss,score,box,landmarks,val_loss,val_score,val_box,val_landmarks,lr,img_per_s";
+    let run = start_or_resume(dir, cfg, cfg.model.init::<B>(device), AdamConfig::new().init::<B, DetectorNet<B>>(), header, device)?;
+    let (mut model, mut optim, mut csv) = (run.model, run.optim, run.csv);
+    let mut state = run.state.unwrap_or(DetectorState { planned_steps: cfg.steps, ..Default::default() });
+    if state.steps_done > 0 {
         log::info!("resuming {} after step {}", dir.display(), state.steps_done);
-    } else {
-        cfg.save(dir.join(CONFIG_FILE)).with_context(|| format!("writing {}", dir.join(CONFIG_FILE).display()))?;
-    }
-    let csv_path = dir.join(METRICS_FILE);
-    let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(&csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
-    if !resuming {
-        writeln!(csv, "step,loss,score,box,landmarks,val_loss,val_score,val_box,val_landmarks,lr,img_per_s")?;
     }
     let started = Instant::now();
     let first = state.steps_done;
@@ -197,14 +181,12 @@ pub fn train<B: AutodiffBackend>(cfg: &DetectorTrainConfig, train: &[Source], va
                 writeln!(csv, "{},{},{},{lr:.6},{throughput:.2}", state.steps_done, f(&train_parts), f(&v))?;
                 csv.flush()?;
                 bar.set_message(format!("loss {:.3} val {:.3}", train_parts[0], v[0]));
-                if state.best_val_loss.is_none_or(|b| v[0] < b) {
+                let best = state.best_val_loss.is_none_or(|b| v[0] < b);
+                if best {
                     state.best_val_loss = Some(v[0]);
                     state.best_step = state.steps_done;
-                    model.clone().save_file(dir.join(BEST_FILE), &recorder()).context("saving the best detector")?;
                 }
-                model.clone().save_file(dir.join(MODEL_FILE), &recorder()).context("saving the checkpoint")?;
-                recorder().record(optim.to_record(), dir.join(OPTIMIZER_FILE)).context("saving the optimizer state")?;
-                faceunlock_data::error::write_atomic(&state_path, &serde_json::to_vec_pretty(&state)?)?;
+                save(dir, &model, &optim, &state, best)?;
                 interval_start = (Instant::now(), state.steps_done);
             }
         }
@@ -216,5 +198,5 @@ pub fn train<B: AutodiffBackend>(cfg: &DetectorTrainConfig, train: &[Source], va
 
 /// Load a trained detector (config + best weights, else the last checkpoint) from a run directory.
 pub fn load_trained<B: Backend>(dir: &Path, device: &B::Device) -> Result<(DetectorTrainConfig, DetectorNet<B>)> {
-    crate::training::load_run(dir, |cfg: &DetectorTrainConfig| cfg.model.init::<B>(device), device)
+    load_run(dir, |cfg: &DetectorTrainConfig| cfg.model.init::<B>(device), device)
 }

@@ -1,0 +1,92 @@
+//! A training run's directory, the same for every model the trainer makes: the config saved at
+//! the start, a checkpoint (weights, optimizer, the loop's state) after each interval, the best
+//! weights, a metrics CSV; a run whose directory holds a state resumes from it.
+
+use anyhow::{Context, Result};
+use burn::config::Config;
+use burn::module::{AutodiffModule, Module};
+use burn::optim::Optimizer;
+use burn::prelude::*;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Serialize, de::DeserializeOwned};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const MODEL_FILE: &str = "model";
+pub const BEST_FILE: &str = "best";
+pub const METRICS_FILE: &str = "metrics.csv";
+const OPTIMIZER_FILE: &str = "optimizer";
+const STATE_FILE: &str = "state.json";
+
+pub(crate) fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
+    NamedMpkFileRecorder::new()
+}
+
+/// A run started or resumed: the model and optimizer to continue with, the loop's saved state
+/// (`None` for a new run) and the metrics CSV open for appending.
+pub(crate) struct Opened<M, O, S> {
+    pub model: M,
+    pub optim: O,
+    pub state: Option<S>,
+    pub csv: File,
+}
+
+/// Start a run in `dir` (save `cfg`, write the CSV `header`) or resume the one there.
+pub(crate) fn start_or_resume<B, M, O, S, C>(dir: &Path, cfg: &C, model: M, optim: O, header: &str, device: &B::Device) -> Result<Opened<M, O, S>>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+    S: DeserializeOwned,
+    C: Config,
+{
+    use std::io::Write;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let state_path = dir.join(STATE_FILE);
+    let (model, optim, state) = if state_path.exists() {
+        let text = std::fs::read_to_string(&state_path).with_context(|| format!("reading {}", state_path.display()))?;
+        let state: S = serde_json::from_str(&text).with_context(|| format!("{}: expected the training loop's state JSON", state_path.display()))?;
+        let model = model.load_file(dir.join(MODEL_FILE), &recorder(), device).with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
+        let record = recorder().load(dir.join(OPTIMIZER_FILE), device).with_context(|| format!("loading the optimizer state in {}", dir.display()))?;
+        (model, optim.load_record(record), Some(state))
+    } else {
+        cfg.save(dir.join(CONFIG_FILE)).with_context(|| format!("writing {}", dir.join(CONFIG_FILE).display()))?;
+        (model, optim, None)
+    };
+    let csv_path = dir.join(METRICS_FILE);
+    let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(&csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
+    if state.is_none() {
+        writeln!(csv, "{header}").with_context(|| format!("writing {}", csv_path.display()))?;
+    }
+    Ok(Opened { model, optim, state, csv })
+}
+
+/// Save weights, optimizer and loop state (the state last, atomically: it marks the checkpoint
+/// complete); with `best`, the weights also as the best so far.
+pub(crate) fn save<B, M, O, S>(dir: &Path, model: &M, optim: &O, state: &S, best: bool) -> Result<()>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+    S: Serialize,
+{
+    if best {
+        model.clone().save_file(dir.join(BEST_FILE), &recorder()).context("saving the best weights")?;
+    }
+    model.clone().save_file(dir.join(MODEL_FILE), &recorder()).context("saving the checkpoint")?;
+    recorder().record(optim.to_record(), dir.join(OPTIMIZER_FILE)).context("saving the optimizer state")?;
+    faceunlock_data::error::write_atomic(&dir.join(STATE_FILE), &serde_json::to_vec_pretty(state)?)?;
+    Ok(())
+}
+
+/// A run directory's `config.json` and the model it describes, with the best weights (else
+/// the last checkpoint) loaded.
+pub(crate) fn load_run<B: Backend, C: Config, M: Module<B>>(dir: &Path, init: impl FnOnce(&C) -> M, device: &B::Device) -> Result<(C, M)> {
+    let cfg_path = dir.join(CONFIG_FILE);
+    let cfg = C::load(&cfg_path).with_context(|| format!("{}: expected the trainer's config.json", cfg_path.display()))?;
+    let weights: PathBuf = [BEST_FILE, MODEL_FILE].iter().map(|f| dir.join(format!("{f}.mpk"))).find(|p| p.exists()).with_context(|| format!("{}: no best.mpk or model.mpk", dir.display()))?;
+    let model = init(&cfg).load_file(weights.with_extension(""), &recorder(), device).with_context(|| format!("loading {}", weights.display()))?;
+    Ok((cfg, model))
+}
