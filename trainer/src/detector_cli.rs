@@ -37,7 +37,7 @@ pub fn labels(a: LabelArgs) -> Result<()> {
     let labels: Vec<LabelledImage> = images
         .into_iter()
         .zip(found)
-        .map(|(image, faces)| LabelledImage { image, faces: faces.iter().map(|f| LabelledFace { face_box: f.face_box, landmarks: f.landmarks, score: f.score }).collect() })
+        .map(|(image, d)| LabelledImage { image, faces: d.faces.iter().map(|f| LabelledFace { face_box: f.face_box, landmarks: f.landmarks, score: f.score }).collect() })
         .collect();
     save_labels(&a.out, &labels)?;
     let faces: usize = labels.iter().map(|l| l.faces.len()).sum();

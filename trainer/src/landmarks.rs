@@ -17,11 +17,19 @@ pub struct CachedFace {
     pub score: f32,
 }
 
-/// Every face of at least `min_score` in each image, highest score first, in input order.
-pub fn detect_every(detector_path: &Path, images: &[PathBuf], input_size: [u32; 2], min_score: f32) -> Result<Vec<Vec<Detection>>> {
+/// What the detector found in one image.
+pub struct Detected {
+    /// Faces of at least the minimum score, highest first.
+    pub faces: Vec<Detection>,
+    /// The image's `[width, height]`.
+    pub size: [u32; 2],
+}
+
+/// Every face of at least `min_score` in each image, in input order.
+pub fn detect_every(detector_path: &Path, images: &[PathBuf], input_size: [u32; 2], min_score: f32) -> Result<Vec<Detected>> {
     let bytes = std::fs::read(detector_path).with_context(|| format!("reading {}", detector_path.display()))?;
     let bar = indicatif::ProgressBar::new(images.len() as u64);
-    let chunks: Vec<Result<Vec<Vec<Detection>>>> = images
+    let chunks: Vec<Result<Vec<Detected>>> = images
         .par_chunks(64)
         .map(|chunk| {
             let mut det = YuNet::from_bytes(detector_path, &bytes, input_size)?;
@@ -31,7 +39,7 @@ pub fn detect_every(detector_path: &Path, images: &[PathBuf], input_size: [u32; 
                 .map(|path| {
                     let img = image::open(path).with_context(|| format!("decoding {}", path.display()))?.to_rgb8();
                     bar.inc(1);
-                    Ok(det.detect(&img)?.to_vec())
+                    Ok(Detected { faces: det.detect(&img)?.to_vec(), size: [img.width(), img.height()] })
                 })
                 .collect()
         })
@@ -48,10 +56,10 @@ pub fn detect_every(detector_path: &Path, images: &[PathBuf], input_size: [u32; 
 /// images where none was.
 pub fn detect_all(detector_path: &Path, images: &[PathBuf], input_size: [u32; 2]) -> Result<(Vec<CachedFace>, Vec<PathBuf>)> {
     let (mut found, mut missed) = (Vec::new(), Vec::new());
-    for (path, faces) in images.iter().zip(detect_every(detector_path, images, input_size, 0.5)?) {
-        let img_centre = image::image_dimensions(path).map(|(w, h)| [w as f32 / 2.0, h as f32 / 2.0]).with_context(|| format!("reading {}", path.display()))?;
+    for (path, d) in images.iter().zip(detect_every(detector_path, images, input_size, 0.5)?) {
+        let img_centre = [d.size[0] as f32 / 2.0, d.size[1] as f32 / 2.0];
         // LFW centres the named person: prefer the confident face nearest the centre.
-        match faces.iter().min_by(|a, b| centre_distance(a, img_centre).total_cmp(&centre_distance(b, img_centre))) {
+        match d.faces.iter().min_by(|a, b| centre_distance(a, img_centre).total_cmp(&centre_distance(b, img_centre))) {
             Some(f) => found.push(CachedFace { image: path.clone(), landmarks: f.landmarks, face_box: f.face_box, score: f.score }),
             None => missed.push(path.clone()),
         }
@@ -60,7 +68,7 @@ pub fn detect_all(detector_path: &Path, images: &[PathBuf], input_size: [u32; 2]
 }
 
 /// Distance from a detection's box centre to `point`.
-pub fn centre_distance(f: &Detection, point: [f32; 2]) -> f32 {
+fn centre_distance(f: &Detection, point: [f32; 2]) -> f32 {
     let c = [f.face_box[0] + f.face_box[2] / 2.0, f.face_box[1] + f.face_box[3] / 2.0];
     (c[0] - point[0]).hypot(c[1] - point[1])
 }
