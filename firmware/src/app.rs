@@ -6,6 +6,7 @@ use crate::decision::{FrameVote, Lockout, Voter, best_match};
 use crate::detect::YuNet;
 use crate::embed::{Embedder, cosine};
 use crate::frame::{FrameError, FrameSource};
+use crate::liveness::{self, Assessment, Track};
 use crate::pipeline::{FaceOutcome, Pipeline, StageTimes};
 use crate::relay::Relay;
 use crate::templates::{TemplateStore, write_atomic};
@@ -91,10 +92,11 @@ impl Unlocker {
     pub fn enroll(&mut self, name: &str, source: &mut dyn FrameSource) -> Result<EnrollReport> {
         let wanted = self.config.decision.enroll_frames;
         let mut templates: Vec<Vec<f32>> = Vec::new();
-        let mut report = EnrollReport::default();
+        let mut report = EnrollReport { liveness: liveness::Verdict::Undecided, frames: 0, templates: 0, no_face: 0, skipped: 0, duplicates: 0 };
         let prompts = ["look at the camera", "turn your head slightly left", "turn your head slightly right", "tilt your chin up a little", "tilt your chin down a little"];
         log::info!("enrolling {name}: {}", prompts[0]);
         let mut times = StageTimes::default();
+        let mut track = Track::default();
         while templates.len() < wanted && report.frames < wanted * 6 {
             let frame = match source.next_frame() {
                 Ok(f) => f,
@@ -118,7 +120,17 @@ impl Unlocker {
                     } else {
                         report.duplicates += 1;
                     }
+                    if report.liveness == liveness::Verdict::Undecided {
+                        report.liveness = track.push(self.pipeline.last_crop()).verdict(&self.config.liveness);
+                    }
                 }
+            }
+        }
+        if self.config.liveness.enabled {
+            match report.liveness {
+                liveness::Verdict::Flat => bail!("{}: the face turned but stayed flat, like a photo or a screen; enrol the person in front of the camera ([liveness] in the config)", source.describe()),
+                liveness::Verdict::Undecided => log::warn!("enrolling {name} without a liveness judgement: no head turn was seen in {}", source.describe()),
+                liveness::Verdict::Live => {}
             }
         }
         if templates.is_empty() {
@@ -130,13 +142,20 @@ impl Unlocker {
     }
 
     /// One verification attempt: frames until K of the last N agree, the timeout, or the end
-    /// of the source.
+    /// of the source. With `[liveness]` on, an agreement unlocks only once the track of the
+    /// attempt's faces has been judged a head; a track judged flat ends the attempt as a suspected
+    /// presentation attack, and an undecided one asks for a head turn and extends the attempt by
+    /// `turn_timeout_ms`.
     pub fn attempt(&mut self, source: &mut dyn FrameSource, mut on_frame: impl FnMut(&StageTimes)) -> Result<AttemptReport> {
         let cfg = self.config.decision.clone();
+        let live_cfg = self.config.liveness.clone();
         let mut voter = Voter::new(cfg.votes, cfg.window);
+        let mut track = Track::default();
+        let mut judged = liveness::Verdict::Undecided;
         let started = Instant::now();
+        let mut deadline = started + Duration::from_millis(cfg.attempt_timeout_ms);
         let mut r = AttemptReport::default();
-        while started.elapsed() < Duration::from_millis(cfg.attempt_timeout_ms) {
+        while Instant::now() < deadline {
             let frame = match source.next_frame() {
                 Ok(f) => f,
                 Err(FrameError::Exhausted(_)) => break,
@@ -172,10 +191,33 @@ impl Unlocker {
                     })
                 }
             };
+            if vote.is_some() && live_cfg.enabled {
+                let t = Instant::now();
+                let a = track.push(self.pipeline.last_crop());
+                times.liveness = t.elapsed();
+                r.liveness = Some(a);
+                if judged == liveness::Verdict::Undecided {
+                    judged = a.verdict(&live_cfg);
+                }
+            }
             on_frame(&times);
-            if let Some(person) = vote.and_then(|v| voter.push(v)) {
-                r.accepted = Some(self.store.people()[person].name.clone());
-                break;
+            let Some(person) = vote.and_then(|v| voter.push(v)) else { continue };
+            match (live_cfg.enabled, judged) {
+                (false, _) | (true, liveness::Verdict::Live) => {
+                    r.accepted = Some(self.store.people()[person].name.clone());
+                    break;
+                }
+                (true, liveness::Verdict::Flat) => {
+                    log::warn!("presentation attack suspected: the face moved but stayed flat ({:?})", r.liveness);
+                    r.attack_suspected = true;
+                    break;
+                }
+                (true, liveness::Verdict::Undecided) if !r.turn_requested => {
+                    log::info!("matched {}; now turn your head slightly", self.store.people()[person].name);
+                    r.turn_requested = true;
+                    deadline = deadline.max(Instant::now() + Duration::from_millis(live_cfg.turn_timeout_ms));
+                }
+                (true, liveness::Verdict::Undecided) => {}
             }
         }
         r.elapsed = started.elapsed();
@@ -214,7 +256,7 @@ impl Unlocker {
     /// count for nothing.
     fn record(&self, lockout: &mut Lockout, r: &AttemptReport, now: u64) -> Result<()> {
         if let Some(name) = &r.accepted {
-            log::info!("unlock: {name} (score {:.3})", r.best_score);
+            log::info!("unlock: {name} (score {:.3}, liveness {:?})", r.best_score, r.liveness);
             lockout.record_success();
         } else if r.faces > 0 {
             log::info!("attempt rejected (best score {:.3})", r.best_score);
@@ -249,8 +291,10 @@ impl Unlocker {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct EnrollReport {
+    /// What the liveness check made of the enrolment frames.
+    pub liveness: liveness::Verdict,
     pub frames: usize,
     pub templates: usize,
     pub no_face: usize,
@@ -268,6 +312,12 @@ pub enum Verdict {
 #[derive(Clone, Debug, Default)]
 pub struct AttemptReport {
     pub accepted: Option<String>,
+    /// The liveness check judged the face flat: a photo or a screen.
+    pub attack_suspected: bool,
+    /// A match waited for a head turn.
+    pub turn_requested: bool,
+    /// The last liveness assessment of the attempt.
+    pub liveness: Option<Assessment>,
     pub frames: usize,
     pub faces: usize,
     pub no_face: usize,

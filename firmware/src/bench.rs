@@ -4,10 +4,10 @@ use crate::pipeline::StageTimes;
 use serde::Serialize;
 use std::time::Duration;
 
-pub const STAGES: [&str; 6] = ["capture", "decode", "detect", "align", "embed", "match"];
+pub const STAGES: [&str; 7] = ["capture", "decode", "detect", "align", "embed", "match", "liveness"];
 
-fn stage_values(t: &StageTimes) -> [Duration; 6] {
-    [t.capture, t.decode, t.detect, t.align, t.embed, t.matching]
+fn stage_values(t: &StageTimes) -> [Duration; 7] {
+    [t.capture, t.decode, t.detect, t.align, t.embed, t.matching, t.liveness]
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

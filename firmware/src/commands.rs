@@ -27,7 +27,7 @@ pub fn open_camera(cfg: &Config) -> Result<Box<dyn FrameSource>> {
 
 pub fn enroll(mut u: Unlocker, name: &str, mut source: Box<dyn FrameSource>) -> Result<i32> {
     let r = u.enroll(name, source.as_mut())?;
-    println!("enrolled {name}: {} templates from {} frames ({} without a face, {} skipped, {} near-duplicates)", r.templates, r.frames, r.no_face, r.skipped, r.duplicates);
+    println!("enrolled {name}: {} templates from {} frames ({} without a face, {} skipped, {} near-duplicates; liveness {:?})", r.templates, r.frames, r.no_face, r.skipped, r.duplicates, r.liveness);
     Ok(0)
 }
 
@@ -41,7 +41,8 @@ pub fn verify(mut u: Unlocker, mut source: Box<dyn FrameSource>) -> Result<i32> 
     };
     match &r.accepted {
         Some(name) => println!("UNLOCKED: {name} (best score {:.3}, threshold {:.3}, {} frames)", r.best_score, u.threshold, r.frames),
-        None => println!("REJECTED (best score {:.3}, threshold {:.3}, {} frames, {} faces, {} skipped)", r.best_score, u.threshold, r.frames, r.faces, r.skipped),
+        None if r.attack_suspected => println!("REJECTED: presentation attack suspected, the face moved but stayed flat ({} frames, liveness {:?})", r.frames, r.liveness),
+        None => println!("REJECTED (best score {:.3}, threshold {:.3}, {} frames, {} faces, {} skipped{})", r.best_score, u.threshold, r.frames, r.faces, r.skipped, if r.turn_requested { ", no head turn seen" } else { "" }),
     }
     Ok(if r.accepted.is_some() { 0 } else { 3 })
 }
@@ -102,6 +103,9 @@ pub fn embed(mut u: Unlocker, images: &[std::path::PathBuf]) -> Result<i32> {
     Ok(if failures > 0 { 2 } else { 0 })
 }
 
+/// Frames of one attempt in the bench's liveness timing.
+const ATTEMPT_FRAMES: usize = faceunlock_data::synth::attack::ATTEMPT_FRAMES;
+
 pub fn bench(mut u: Unlocker, cfg: &Config, frames: usize, source: Option<&Path>, json: Option<&Path>, alloc: &crate::alloc_count::Counting) -> Result<i32> {
     if frames < 2 {
         bail!("--frames must be at least 2 (one cold, the rest warm)");
@@ -119,6 +123,7 @@ pub fn bench(mut u: Unlocker, cfg: &Config, frames: usize, source: Option<&Path>
     let mut environment = faceunlock::environment::Environment::start(cfg);
     let mut recorded = Vec::with_capacity(frames);
     let mut warm_allocs = 0u64;
+    let mut track = faceunlock::liveness::Track::default();
     for i in 0..frames {
         let before = alloc.count();
         let frame = src.next_frame()?;
@@ -127,6 +132,14 @@ pub fn bench(mut u: Unlocker, cfg: &Config, frames: usize, source: Option<&Path>
             let m0 = Instant::now();
             std::hint::black_box(faceunlock::decision::best_match(&people, embedding));
             t.matching = m0.elapsed();
+            // As in an attempt of ATTEMPT_FRAMES frames: the first face starts the track, each
+            // later one is tracked against it.
+            if i % ATTEMPT_FRAMES == 0 {
+                track.clear();
+            }
+            let l0 = Instant::now();
+            std::hint::black_box(track.push(u.pipeline.last_crop()));
+            t.liveness = l0.elapsed();
         }
         if i > 0 {
             warm_allocs += alloc.count() - before;
@@ -190,6 +203,33 @@ pub fn demo(mut cfg: Config, detector: Option<&Path>, seed: u64) -> Result<i32> 
     println!("\nenrolled people unlocked at other poses: {genuine_ok}/{}; strangers rejected: {impostor_ok}/{}", r.genuine.len(), r.impostor.len());
     println!("\nper-stage latency over {} frames:\n{}", r.frames.len(), table(&summarize(&r.frames)));
     let _ = std::fs::remove_dir_all(&work);
+    Ok(0)
+}
+
+pub fn liveness_eval(mut cfg: Config, detector: Option<&Path>, people: u32, seed: u64, sweep: bool, out: Option<&Path>) -> Result<i32> {
+    use faceunlock::attack_eval;
+    let work = tempfile_dir()?;
+    cfg.storage.state_dir = work.join("state");
+    let mut u = Unlocker::open(cfg.clone(), detector)?;
+    let started = Instant::now();
+    let g = faceunlock_data::synth::Generator::new(seed);
+    let scored = attack_eval::score_people(&mut u.pipeline, &g, 0..people, |p| {
+        if (p + 1) % 50 == 0 {
+            log::info!("{} of {people} people ({:.0} s)", p + 1, started.elapsed().as_secs_f64());
+        }
+    })?;
+    let _ = std::fs::remove_dir_all(&work);
+    if let Some(path) = out {
+        let lines: Vec<String> = scored.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
+        std::fs::write(path, lines.join("\n") + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    let l = &cfg.liveness;
+    println!("generator seed {seed}, {people} people; min_parallax {}, min_motion {}", l.min_parallax, l.min_motion);
+    print!("{}", attack_eval::table(&scored, l));
+    if sweep {
+        let thresholds: Vec<f32> = (1..=24).map(|k| k as f32 * 0.0025).collect();
+        print!("\n{}", attack_eval::sweep(&scored, l, &thresholds));
+    }
     Ok(0)
 }
 

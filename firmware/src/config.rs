@@ -25,6 +25,8 @@ pub struct Config {
     #[serde(default)]
     pub relay: RelayConfig,
     #[serde(default)]
+    pub liveness: LivenessConfig,
+    #[serde(default)]
     pub compute: ComputeConfig,
     #[serde(default)]
     pub storage: StorageConfig,
@@ -212,6 +214,26 @@ impl Default for RelayConfig {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct LivenessConfig {
+    /// Check attempts for presentation attacks (`run`, `verify`) and enrolments.
+    pub enabled: bool,
+    /// Parallax (inter-ocular distances) at or above which the face is a head, not a picture.
+    pub min_parallax: f32,
+    /// Deformation beyond a similarity (inter-ocular distances) from which a track without
+    /// parallax is judged flat; below it the face has not moved enough to tell.
+    pub min_motion: f32,
+    /// How long the attempt is extended after asking for a head turn.
+    pub turn_timeout_ms: u64,
+}
+
+impl Default for LivenessConfig {
+    fn default() -> Self {
+        Self { enabled: true, min_parallax: 0.004, min_motion: 0.05, turn_timeout_ms: 3000 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ComputeConfig {
     /// Inference threads (tract); 1 keeps a core free for capture.
     pub threads: usize,
@@ -274,6 +296,13 @@ impl Config {
         }
         if self.relay.pulse_ms == 0 || self.relay.pulse_ms > 30_000 {
             p.push(format!("relay.pulse_ms = {}: expected 1..=30000", self.relay.pulse_ms));
+        }
+        let l = &self.liveness;
+        if !(l.min_parallax > 0.0 && l.min_parallax < 1.0) {
+            p.push(format!("liveness.min_parallax = {}: expected inter-ocular distances in (0, 1)", l.min_parallax));
+        }
+        if !(l.min_motion > l.min_parallax && l.min_motion < 2.0) {
+            p.push(format!("liveness.min_motion = {}: expected more than min_parallax ({}) and less than 2", l.min_motion, l.min_parallax));
         }
         if self.compute.threads == 0 {
             p.push("compute.threads = 0: expected at least 1".into());

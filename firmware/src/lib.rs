@@ -14,6 +14,7 @@
 //! ```
 
 pub mod app;
+pub mod attack_eval;
 pub mod bench;
 pub mod board;
 #[cfg(feature = "v4l")]
@@ -25,6 +26,7 @@ pub mod detect;
 pub mod embed;
 pub mod environment;
 pub mod frame;
+pub mod liveness;
 pub mod newest;
 pub mod pipeline;
 pub mod quality;

@@ -84,6 +84,22 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+    /// Presentation-attack check on generated attempts: per person one live (head turning) and
+    /// one attack (a print or a screen, moved or held still); prints live rejection and attack
+    /// acceptance at the configured thresholds.
+    LivenessEval {
+        #[arg(long, default_value_t = 500)]
+        people: u32,
+        /// Generator seed: tune on one, report on another.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also print the rates over a range of `liveness.min_parallax` values.
+        #[arg(long)]
+        sweep: bool,
+        /// Write each attempt's assessment here as JSON lines.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn load_config(args: &Args) -> Result<Config> {
@@ -148,6 +164,7 @@ fn run() -> Result<i32> {
         Command::Doctor => Ok(commands::doctor(&cfg, detector)),
         Command::Lock => commands::lock(&cfg),
         Command::Demo { seed } => commands::demo(cfg, detector, *seed),
+        Command::LivenessEval { people, seed, sweep, out } => commands::liveness_eval(cfg, detector, *people, *seed, *sweep, out.as_deref()),
     }
 }
 

@@ -28,6 +28,8 @@ pub struct StageTimes {
     pub align: Duration,
     pub embed: Duration,
     pub matching: Duration,
+    /// The liveness check's share of the frame (tracking against the attempt's first face).
+    pub liveness: Duration,
 }
 
 /// What a frame yielded.
@@ -58,11 +60,16 @@ impl Pipeline {
         self.aligner.crop()
     }
 
+    /// The largest detected face at least `min_face_px` wide: the one the pipeline follows.
+    pub fn main_face(&mut self, frame: &RgbImage) -> Result<Option<Detection>, DetectError> {
+        let faces = self.detector.detect(frame)?;
+        Ok(faces.iter().filter(|f| f.face_box[2] >= self.min_face_px).max_by(|a, b| a.area().total_cmp(&b.area())).copied())
+    }
+
     /// Process one frame: the largest face wide enough is aligned, gated and embedded.
     pub fn process(&mut self, frame: &RgbImage, times: &mut StageTimes) -> Result<FaceOutcome<'_>, PipelineError> {
         let t = Instant::now();
-        let faces = self.detector.detect(frame)?;
-        let face = faces.iter().filter(|f| f.face_box[2] >= self.min_face_px).max_by(|a, b| a.area().total_cmp(&b.area())).copied();
+        let face = self.main_face(frame)?;
         times.detect = t.elapsed();
         let Some(face) = face else { return Ok(FaceOutcome::NoFace) };
         let t = Instant::now();

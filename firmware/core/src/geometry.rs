@@ -117,14 +117,22 @@ impl Similarity {
     /// Least-squares similarity mapping `from` onto `to` (Umeyama, 2-D, without reflection).
     /// `None` when the source points are (nearly) coincident.
     pub fn estimate(from: &Landmarks5, to: &Landmarks5) -> Option<Self> {
-        let n = from.0.len() as f32;
-        let mean = |ps: &[[f32; 2]; 5]| {
+        Self::fit(&from.0, &to.0)
+    }
+
+    /// [`Similarity::estimate`] for any number of point pairs.
+    pub fn fit(from: &[[f32; 2]], to: &[[f32; 2]]) -> Option<Self> {
+        if from.len() != to.len() || from.is_empty() {
+            return None;
+        }
+        let n = from.len() as f32;
+        let mean = |ps: &[[f32; 2]]| {
             let s = ps.iter().fold([0.0f32; 2], |acc, p| [acc[0] + p[0], acc[1] + p[1]]);
             [s[0] / n, s[1] / n]
         };
-        let (mf, mt) = (mean(&from.0), mean(&to.0));
+        let (mf, mt) = (mean(from), mean(to));
         let (mut sxx, mut sab, mut sba) = (0.0f32, 0.0f32, 0.0f32);
-        for (f, t) in from.0.iter().zip(&to.0) {
+        for (f, t) in from.iter().zip(to) {
             let (fx, fy) = (f[0] - mf[0], f[1] - mf[1]);
             let (tx, ty) = (t[0] - mt[0], t[1] - mt[1]);
             sxx += fx * fx + fy * fy;

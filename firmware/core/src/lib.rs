@@ -19,4 +19,5 @@ pub mod align;
 pub mod contract;
 pub mod geometry;
 pub mod grid;
+pub mod homography;
 pub mod normalize;

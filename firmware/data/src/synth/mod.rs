@@ -1,6 +1,7 @@
 //! The synthetic face generator: identities and views drawn deterministically from a seed,
 //! rendered by ray casting with occlusion-correct 14-class labels, face boxes and 5 landmarks.
 
+pub mod attack;
 mod identity;
 mod math;
 mod render;

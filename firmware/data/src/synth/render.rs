@@ -106,7 +106,7 @@ fn shininess(material: Material) -> f32 {
     }
 }
 
-fn background(u: u32, v: u32, size: u32, seed: u32) -> [f32; 3] {
+pub(super) fn background(u: u32, v: u32, size: u32, seed: u32) -> [f32; 3] {
     let s = size as f32;
     let (x, y) = (u as f32 / s, v as f32 / s);
     let pick = |k: u32| math::value_noise([k as f32 * 3.1, 0.5, 0.5], seed);

@@ -1,0 +1,247 @@
+//! Presentation-attack check over the frames of one attempt: a real head turning moves its
+//! surface in a way no flat object can, while a photo or a screen, however it is held and tilted,
+//! moves from frame to frame by one plane homography.
+//!
+//! Each face is first aligned to the canonical crop by the similarity of its 5 landmarks (which
+//! keeps a plane a plane). Points on a grid over the inner face are then tracked ([`flow`]) from
+//! the attempt's first crop to its latest, and two models are fitted to the tracks: a similarity
+//! (the face only slid, turned in the image plane or changed size: nothing to judge) and a
+//! homography (a plane seen from two viewpoints). The homography's RMS residual is the
+//! *parallax*: the nose and cheeks leaving the plane of the eyes and mouth. A head shows it once
+//! it turns a few degrees; a picture does not. Both numbers are in inter-ocular distances.
+
+pub mod flow;
+
+use crate::config::LivenessConfig;
+use faceunlock_core::geometry::{CropSpec, Landmarks5, Similarity};
+use faceunlock_core::homography::Homography;
+use flow::Pyramid;
+use image::RgbImage;
+use serde::Serialize;
+
+/// Fewest tracked points a judgement needs.
+pub const MIN_TRACKED: usize = 16;
+/// Grid spacing of the tracked points, in inter-ocular distances.
+const GRID_STEP: f32 = 1.0 / 8.0;
+
+/// What the first and the latest face of an attempt show.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Assessment {
+    /// Faces seen so far in the attempt.
+    pub frames: usize,
+    /// Points tracked from the first face to the latest.
+    pub tracked: usize,
+    /// RMS deformation beyond a similarity, inter-ocular distances.
+    pub motion: f32,
+    /// RMS residual of the best homography, inter-ocular distances.
+    pub parallax: f32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// The face left every plane: a head.
+    Live,
+    /// The face moved enough, yet stayed on one plane: a picture.
+    Flat,
+    /// Too little motion, or too few tracked points, to tell: ask for a head turn.
+    Undecided,
+}
+
+impl Assessment {
+    /// Track the inner face from `first` to `last` (aligned crops of the same size) and fit both
+    /// models to the tracks.
+    pub fn between(first: &Pyramid, last: &Pyramid, frames: usize) -> Self {
+        let template = CropSpec::arcface(first.size()[0] as u32).template;
+        let scale = template.inter_ocular();
+        let points = face_points(&template);
+        let unjudged = |tracked| Self { frames, tracked, ..Self::default() };
+        // First pass, on every third point: the plane that best explains the motion.
+        let coarse: Vec<[f32; 2]> = points.iter().step_by(3).copied().collect();
+        let (from, to): (Vec<[f32; 2]>, Vec<[f32; 2]>) = flow::track(first, last, &coarse, true).into_iter().unzip();
+        let Some(plane) = (from.len() >= MIN_TRACKED / 2).then(|| Homography::fit(&from, &to)).flatten() else { return unjudged(from.len()) };
+        // Second pass on the latest face with that plane's motion taken out: what is left is
+        // small, so the windows are compared undistorted and only the parallax remains.
+        let (from, rest): (Vec<[f32; 2]>, Vec<[f32; 2]>) = flow::track(first, &last.warped(&plane), &points, true).into_iter().unzip();
+        let to: Vec<[f32; 2]> = rest.iter().map(|p| plane.apply(*p)).collect();
+        if from.len() < MIN_TRACKED {
+            return unjudged(from.len());
+        }
+        let (Some(similarity), Some(plane)) = (Similarity::fit(&from, &to), Homography::fit(&from, &to)) else { return unjudged(from.len()) };
+        let residuals: Vec<[f32; 2]> = from.iter().zip(&to).map(|(p, q)| {
+            let m = plane.apply(*p);
+            [q[0] - m[0], q[1] - m[1]]
+        }).collect();
+        let relief: Vec<f32> = from.iter().map(|p| face_relief(&template, *p)).collect();
+        Self { motion: rms(&from, &to, |p| similarity.apply(p)) / scale, parallax: relief_parallax(&from, &relief, &residuals) / scale, ..unjudged(from.len()) }
+    }
+
+    pub fn verdict(&self, cfg: &LivenessConfig) -> Verdict {
+        if self.tracked < MIN_TRACKED {
+            Verdict::Undecided
+        } else if self.parallax >= cfg.min_parallax {
+            Verdict::Live
+        } else if self.motion >= cfg.min_motion {
+            Verdict::Flat
+        } else {
+            Verdict::Undecided
+        }
+    }
+}
+
+/// A grid over the inner face of a crop whose landmarks sit at `template`: from a little outside
+/// the eyes to just below the mouth.
+fn face_points(template: &Landmarks5) -> Vec<[f32; 2]> {
+    let [le, re, _, lm, rm] = template.0;
+    let iod = template.inter_ocular();
+    let (x0, x1) = (le[0] - 0.35 * iod, re[0] + 0.35 * iod);
+    let (y0, y1) = ((le[1] + re[1]) / 2.0 - 0.35 * iod, (lm[1] + rm[1]) / 2.0 + 0.2 * iod);
+    let step = GRID_STEP * iod;
+    let columns = ((x1 - x0) / step) as usize + 1;
+    let rows = ((y1 - y0) / step) as usize + 1;
+    (0..rows).flat_map(|r| (0..columns).map(move |c| [x0 + c as f32 * step, y0 + r as f32 * step])).collect()
+}
+
+/// How far a face's surface stands out of its plane at `p` (crop pixels), in inter-ocular
+/// distances: the nose ridge and tip in front, the cheeks curving back towards the sides.
+fn face_relief(template: &Landmarks5, p: [f32; 2]) -> f32 {
+    let [le, re, nose, ..] = template.0;
+    let iod = template.inter_ocular();
+    let u = (p[0] - nose[0]) / iod;
+    let eyes_y = (le[1] + re[1]) / 2.0;
+    // Along the ridge, 0 at the eyes and 1 at the tip.
+    let along = ((p[1] - eyes_y) / (nose[1] - eyes_y)).clamp(-0.2, 1.3);
+    let below_tip = ((p[1] - nose[1]) / iod).max(0.0);
+    let nose_height = 0.45 * along.clamp(0.0, 1.0) * (-(below_tip / 0.15).powi(2)).exp();
+    nose_height * (-(u / (0.12 + 0.1 * along.clamp(0.0, 1.0))).powi(2)).exp() - 0.6 * u * u
+}
+
+/// The parallax a head's relief explains: the residual field `r(p)` regressed on the relief
+/// `d(p)` (with its planar part, which the homography absorbs, taken out), `r ≈ v·d`, reported as
+/// the RMS of `v·d`. Tracking noise and glare do not follow a face's relief and average out.
+fn relief_parallax(points: &[[f32; 2]], relief: &[f32], residuals: &[[f32; 2]]) -> f32 {
+    // Remove the affine part of d: least squares on [1, x, y].
+    let Some(plane) = affine_fit(points, relief) else { return 0.0 };
+    let d: Vec<f32> = points.iter().zip(relief).map(|(p, r)| r - (plane[0] + plane[1] * p[0] + plane[2] * p[1])).collect();
+    let dd: f32 = d.iter().map(|v| v * v).sum();
+    if dd <= 1e-9 {
+        return 0.0;
+    }
+    let v = [0, 1].map(|k| d.iter().zip(residuals).map(|(di, r)| di * r[k]).sum::<f32>() / dd);
+    v[0].hypot(v[1]) * (dd / d.len() as f32).sqrt()
+}
+
+/// Least-squares `[a, b, c]` with `values ≈ a + b·x + c·y`.
+fn affine_fit(points: &[[f32; 2]], values: &[f32]) -> Option<[f32; 3]> {
+    let mut ata = [[0.0f64; 3]; 3];
+    let mut atb = [0.0f64; 3];
+    for (p, v) in points.iter().zip(values) {
+        let row = [1.0, f64::from(p[0]), f64::from(p[1])];
+        for i in 0..3 {
+            atb[i] += row[i] * f64::from(*v);
+            for j in 0..3 {
+                ata[i][j] += row[i] * row[j];
+            }
+        }
+    }
+    faceunlock_core::homography::solve(ata, atb).map(|x| x.map(|v| v as f32))
+}
+
+/// Root-mean-square distance between `map(from)` and `to`.
+fn rms(from: &[[f32; 2]], to: &[[f32; 2]], map: impl Fn([f32; 2]) -> [f32; 2]) -> f32 {
+    let sum: f32 = from.iter().zip(to).map(|(p, q)| {
+        let m = map(*p);
+        (m[0] - q[0]).powi(2) + (m[1] - q[1]).powi(2)
+    }).sum();
+    (sum / from.len().max(1) as f32).sqrt()
+}
+
+/// The faces of one attempt: the first one's pyramid, compared with each later face.
+#[derive(Default)]
+pub struct Track {
+    first: Option<Pyramid>,
+    frames: usize,
+}
+
+impl Track {
+    /// Add the aligned crop of the attempt's latest face and compare it with the first.
+    pub fn push(&mut self, crop: &RgbImage) -> Assessment {
+        self.frames += 1;
+        let latest = Pyramid::of(crop);
+        match &self.first {
+            Some(first) if first.size() == latest.size() => Assessment::between(first, &latest, self.frames),
+            _ => {
+                self.first = Some(latest);
+                self.frames = 1;
+                Assessment { frames: 1, ..Assessment::default() }
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faceunlock_core::align::Aligner;
+    use faceunlock_data::synth::Generator;
+    use faceunlock_data::synth::attack::Attempt;
+
+    /// The attempt's verdict: its faces aligned on their true landmarks, pushed in order until
+    /// one is judged.
+    fn judge(attempt: &Attempt) -> (Verdict, Assessment) {
+        let cfg = LivenessConfig::default();
+        let mut aligner = Aligner::new(CropSpec::arcface(128));
+        let mut track = Track::default();
+        let mut last = (Verdict::Undecided, Assessment::default());
+        for frame in &attempt.frames {
+            let a = track.push(aligner.align(&frame.image, &frame.landmarks).unwrap());
+            last = (a.verdict(&cfg), a);
+            if last.0 != Verdict::Undecided {
+                break;
+            }
+        }
+        last
+    }
+
+    #[test]
+    fn a_turning_head_is_live_and_a_picture_is_not() {
+        let g = Generator::new(21);
+        for person in 0..4 {
+            let live = judge(&g.live_attempt(person));
+            assert_eq!(live.0, Verdict::Live, "person {person}: {live:?}");
+            let attack = g.attack_attempt(person);
+            let judged = judge(&attack);
+            assert_ne!(judged.0, Verdict::Live, "person {person}, {:?} still {}: {judged:?}", attack.presentation, attack.still);
+        }
+    }
+
+    #[test]
+    fn one_face_or_a_blank_crop_cannot_be_judged() {
+        let cfg = LivenessConfig::default();
+        let mut track = Track::default();
+        let g = Generator::new(3);
+        let frame = &g.live_attempt(0).frames[0];
+        let crop = Aligner::new(CropSpec::arcface(128)).align(&frame.image, &frame.landmarks).unwrap().clone();
+        assert_eq!(track.push(&crop).verdict(&cfg), Verdict::Undecided);
+        // The same face again: tracked, but it has not moved.
+        let same = track.push(&crop);
+        assert_eq!(same.verdict(&cfg), Verdict::Undecided, "{same:?}");
+        assert!(same.tracked >= MIN_TRACKED && same.motion < 1e-3, "{same:?}");
+        let blank = RgbImage::from_pixel(128, 128, image::Rgb([100, 100, 100]));
+        let none = track.push(&blank);
+        assert_eq!((none.verdict(&cfg), none.tracked), (Verdict::Undecided, 0));
+        track.clear();
+        assert_eq!(track.push(&blank).frames, 1);
+    }
+
+    #[test]
+    fn config_problems_name_the_key() {
+        let mut cfg = crate::config::Config::default();
+        assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+        cfg.liveness.min_parallax = 0.0;
+        assert!(cfg.problems().iter().any(|p| p.starts_with("liveness.min_parallax = 0")), "{:?}", cfg.problems());
+    }
+}
