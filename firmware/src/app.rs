@@ -92,7 +92,7 @@ impl Unlocker {
     pub fn enroll(&mut self, name: &str, source: &mut dyn FrameSource) -> Result<EnrollReport> {
         let wanted = self.config.decision.enroll_frames;
         let mut templates: Vec<Vec<f32>> = Vec::new();
-        let mut report = EnrollReport { liveness: liveness::Verdict::Undecided, frames: 0, templates: 0, no_face: 0, skipped: 0, duplicates: 0 };
+        let mut report = EnrollReport::default();
         let prompts = ["look at the camera", "turn your head slightly left", "turn your head slightly right", "tilt your chin up a little", "tilt your chin down a little"];
         log::info!("enrolling {name}: {}", prompts[0]);
         let mut times = StageTimes::default();
@@ -151,7 +151,7 @@ impl Unlocker {
         let live_cfg = self.config.liveness.clone();
         let mut voter = Voter::new(cfg.votes, cfg.window);
         let mut track = Track::default();
-        let mut judged = liveness::Verdict::Undecided;
+        let mut judged = liveness::Verdict::default();
         let started = Instant::now();
         let mut deadline = started + Duration::from_millis(cfg.attempt_timeout_ms);
         let mut r = AttemptReport::default();
@@ -196,9 +196,7 @@ impl Unlocker {
                 let a = track.push(self.pipeline.last_crop());
                 times.liveness = t.elapsed();
                 r.liveness = Some(a);
-                if judged == liveness::Verdict::Undecided {
-                    judged = a.verdict(&live_cfg);
-                }
+                judged = judged.or(a.verdict(&live_cfg));
             }
             on_frame(&times);
             let Some(person) = vote.and_then(|v| voter.push(v)) else { continue };
@@ -291,7 +289,7 @@ impl Unlocker {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct EnrollReport {
     /// What the liveness check made of the enrolment frames.
     pub liveness: liveness::Verdict,

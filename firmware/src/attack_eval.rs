@@ -25,7 +25,7 @@ pub struct ScoredAttempt {
 impl ScoredAttempt {
     /// The verdict a verification reaches: the first face judged live or flat decides.
     pub fn verdict(&self, cfg: &LivenessConfig) -> Verdict {
-        self.assessments.iter().map(|a| a.verdict(cfg)).find(|v| *v != Verdict::Undecided).unwrap_or(Verdict::Undecided)
+        self.assessments.iter().fold(Verdict::default(), |judged, a| judged.or(a.verdict(cfg)))
     }
 
     pub fn passes(&self, cfg: &LivenessConfig) -> bool {

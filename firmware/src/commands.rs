@@ -192,10 +192,16 @@ pub fn doctor(cfg: &Config, detector: Option<&Path>) -> i32 {
     if failed == 0 { 0 } else { 1 }
 }
 
-pub fn demo(mut cfg: Config, detector: Option<&Path>, seed: u64) -> Result<i32> {
+/// An unlocker whose state (templates, lockout) lives in a scratch directory, never the device's:
+/// for the demo and the evaluations. The caller removes the directory when done.
+fn scratch_unlocker(mut cfg: Config, detector: Option<&Path>) -> Result<(Unlocker, std::path::PathBuf)> {
     let work = tempfile_dir()?;
     cfg.storage.state_dir = work.join("state");
-    let mut u = Unlocker::open(cfg, detector)?;
+    Ok((Unlocker::open(cfg, detector)?, work))
+}
+
+pub fn demo(cfg: Config, detector: Option<&Path>, seed: u64) -> Result<i32> {
+    let (mut u, work) = scratch_unlocker(cfg, detector)?;
     println!("threshold {:.3} (cosine similarity)", u.threshold);
     let r = faceunlock::demo::run(&mut u, &work, seed)?;
     let genuine_ok = r.genuine.iter().filter(|g| g.2.as_deref() == Some(g.0.as_str())).count();
@@ -206,11 +212,9 @@ pub fn demo(mut cfg: Config, detector: Option<&Path>, seed: u64) -> Result<i32> 
     Ok(0)
 }
 
-pub fn liveness_eval(mut cfg: Config, detector: Option<&Path>, people: u32, seed: u64, sweep: bool, out: Option<&Path>) -> Result<i32> {
+pub fn liveness_eval(cfg: Config, detector: Option<&Path>, people: u32, seed: u64, sweep: bool, out: Option<&Path>) -> Result<i32> {
     use faceunlock::attack_eval;
-    let work = tempfile_dir()?;
-    cfg.storage.state_dir = work.join("state");
-    let mut u = Unlocker::open(cfg.clone(), detector)?;
+    let (mut u, work) = scratch_unlocker(cfg.clone(), detector)?;
     let started = Instant::now();
     let g = faceunlock_data::synth::Generator::new(seed);
     let scored = attack_eval::score_people(&mut u.pipeline, &g, 0..people, |p| {

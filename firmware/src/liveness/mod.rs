@@ -6,9 +6,10 @@
 //! keeps a plane a plane). Points on a grid over the inner face are then tracked ([`flow`]) from
 //! the attempt's first crop to its latest, and two models are fitted to the tracks: a similarity
 //! (the face only slid, turned in the image plane or changed size: nothing to judge) and a
-//! homography (a plane seen from two viewpoints). The homography's RMS residual is the
-//! *parallax*: the nose and cheeks leaving the plane of the eyes and mouth. A head shows it once
-//! it turns a few degrees; a picture does not. Both numbers are in inter-ocular distances.
+//! homography (a plane seen from two viewpoints). The part of the homography's residual that a
+//! face's relief explains is the *parallax*: the nose and cheeks leaving the plane of the eyes and
+//! mouth. A head shows it once it turns a few degrees; a picture does not. Both numbers are in
+//! inter-ocular distances.
 
 pub mod flow;
 
@@ -33,18 +34,28 @@ pub struct Assessment {
     pub tracked: usize,
     /// RMS deformation beyond a similarity, inter-ocular distances.
     pub motion: f32,
-    /// RMS residual of the best homography, inter-ocular distances.
+    /// RMS of the best homography's residual explained by a face's relief, inter-ocular
+    /// distances.
     pub parallax: f32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub enum Verdict {
     /// The face left every plane: a head.
     Live,
     /// The face moved enough, yet stayed on one plane: a picture.
     Flat,
     /// Too little motion, or too few tracked points, to tell: ask for a head turn.
+    #[default]
     Undecided,
+}
+
+impl Verdict {
+    /// The judgement of a sequence of faces: the first decisive verdict stands, later faces
+    /// only decide while it is still undecided.
+    pub fn or(self, next: Verdict) -> Verdict {
+        if self == Verdict::Undecided { next } else { self }
+    }
 }
 
 impl Assessment {
@@ -108,11 +119,11 @@ fn face_relief(template: &Landmarks5, p: [f32; 2]) -> f32 {
     let iod = template.inter_ocular();
     let u = (p[0] - nose[0]) / iod;
     let eyes_y = (le[1] + re[1]) / 2.0;
-    // Along the ridge, 0 at the eyes and 1 at the tip.
-    let along = ((p[1] - eyes_y) / (nose[1] - eyes_y)).clamp(-0.2, 1.3);
+    // Along the ridge, 0 at (and above) the eyes and 1 at (and below) the tip.
+    let along = ((p[1] - eyes_y) / (nose[1] - eyes_y)).clamp(0.0, 1.0);
     let below_tip = ((p[1] - nose[1]) / iod).max(0.0);
-    let nose_height = 0.45 * along.clamp(0.0, 1.0) * (-(below_tip / 0.15).powi(2)).exp();
-    nose_height * (-(u / (0.12 + 0.1 * along.clamp(0.0, 1.0))).powi(2)).exp() - 0.6 * u * u
+    let nose_height = 0.45 * along * (-(below_tip / 0.15).powi(2)).exp();
+    nose_height * (-(u / (0.12 + 0.1 * along)).powi(2)).exp() - 0.6 * u * u
 }
 
 /// The parallax a head's relief explains: the residual field `r(p)` regressed on the relief
