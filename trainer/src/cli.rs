@@ -52,7 +52,7 @@ pub fn synth(a: SynthArgs) -> Result<()> {
 pub fn sheets(seed: u64, out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let g = Generator::new(seed);
-    for (name, img) in [("synth_poses.png", sheet::pose_sheet(&g, 0)), ("synth_people.png", sheet::people_sheet(&g, 0))] {
+    for (name, img) in [("synth_poses.png", sheet::pose_sheet(&g, 0)), ("synth_people.png", sheet::people_sheet(&g, 0)), ("synth_masks.png", sheet::mask_sheet(&g, 20))] {
         let path = out.join(name);
         img.save(&path).with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
@@ -69,6 +69,46 @@ pub fn class_stats(seed: u64, images: u32) -> String {
     let mut freq = ClassFrequency::default();
     masks.iter().for_each(|m| freq.add(m));
     format!("{images} generated images ({people} people × up to {views} views, seed {seed})\n\n{}", freq.table())
+}
+
+#[derive(Args)]
+pub struct MaskSheetArgs {
+    #[arg(long, default_value = "cache/lfw-landmarks.jsonl")]
+    landmarks: PathBuf,
+    /// Photos on the sheet, spread evenly over the cache.
+    #[arg(long, default_value_t = 12)]
+    count: usize,
+    /// Mask seed (as `eval --masks`).
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn mask_sheet(a: MaskSheetArgs) -> Result<()> {
+    use faceunlock_data::masks::{MaskStyle, draw_mask};
+    let mut faces: Vec<_> = trainer::landmarks::load(&a.landmarks)?.into_values().collect();
+    faces.sort_by(|x, y| x.image.cmp(&y.image));
+    let step = (faces.len() / a.count.max(1)).max(1);
+    let cells = faces
+        .iter()
+        .step_by(step)
+        .take(a.count)
+        .map(|f| {
+            let bare = image::open(&f.image).with_context(|| format!("decoding {}", f.image.display()))?.to_rgb8();
+            let mut masked = bare.clone();
+            let name = f.image.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+            draw_mask(&mut masked, &f.landmarks, &MaskStyle::for_name(&name, a.seed)).with_context(|| format!("masking {}", f.image.display()))?;
+            Ok((bare, masked))
+        })
+        .collect::<Result<Vec<(image::RgbImage, image::RgbImage)>>>()?;
+    // One cell size for the sheet: the first photo's.
+    let (w, h) = cells.first().map_or((1, 1), |c| c.0.dimensions());
+    let fit = |img: image::RgbImage| if img.dimensions() == (w, h) { img } else { image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle) };
+    let cells: Vec<_> = cells.into_iter().map(|(bare, masked)| (fit(bare), fit(masked))).collect();
+    sheet::side_by_side(&cells, 4).save(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    println!("wrote {} ({} photos)", a.out.display(), cells.len());
+    Ok(())
 }
 
 #[derive(Args)]
@@ -288,13 +328,17 @@ pub fn bench_step(a: BenchStepArgs) -> Result<()> {
 }
 
 /// The training backend this binary was built with.
-#[cfg(not(any(feature = "cuda", feature = "ndarray")))]
+#[cfg(not(any(feature = "cuda", feature = "ndarray", feature = "tch")))]
 pub(crate) type TrainBackend = burn::backend::Autodiff<burn::backend::Flex>;
-#[cfg(not(any(feature = "cuda", feature = "ndarray")))]
+#[cfg(not(any(feature = "cuda", feature = "ndarray", feature = "tch")))]
 pub(crate) const BACKEND: &str = "Burn flex (CPU)";
-#[cfg(all(feature = "ndarray", not(feature = "cuda")))]
+#[cfg(all(feature = "tch", not(feature = "cuda")))]
+pub(crate) type TrainBackend = burn::backend::Autodiff<burn::backend::LibTorch>;
+#[cfg(all(feature = "tch", not(feature = "cuda")))]
+pub(crate) const BACKEND: &str = "Burn LibTorch (CPU)";
+#[cfg(all(feature = "ndarray", not(any(feature = "cuda", feature = "tch"))))]
 pub(crate) type TrainBackend = burn::backend::Autodiff<burn::backend::NdArray>;
-#[cfg(all(feature = "ndarray", not(feature = "cuda")))]
+#[cfg(all(feature = "ndarray", not(any(feature = "cuda", feature = "tch"))))]
 pub(crate) const BACKEND: &str = "Burn ndarray (CPU)";
 #[cfg(not(feature = "cuda"))]
 const FAST_DEPTHWISE: Depthwise = Depthwise::Grouped;
@@ -389,6 +433,10 @@ pub struct EvalArgs {
     /// Generator seed of the yaw people (training sets use other seeds).
     #[arg(long, default_value_t = 1000)]
     yaw_seed: u64,
+    /// Also run LFW with synthetic masks (seed choosing each image's mask): masked probe vs
+    /// bare enrolment, and masked vs masked.
+    #[arg(long)]
+    masks: Option<u64>,
 }
 
 /// `key=value` lines as a TOML table of strings.
@@ -405,6 +453,7 @@ pub(crate) fn provenance_table(lines: &[String]) -> Result<toml::Table> {
 #[derive(serde::Serialize)]
 struct EvalReport {
     lfw: trainer::eval::lfw::LfwReport,
+    masked: Vec<trainer::eval::lfw::LfwReport>,
     closed_set: Option<trainer::eval::closed_set::ClosedSetReport>,
     yaw: Option<trainer::eval::yaw::YawReport>,
 }
@@ -425,18 +474,30 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     };
     let faces = trainer::landmarks::load(&a.landmarks)?;
     let started = Instant::now();
-    let r = trainer::eval::lfw::lfw_open_set(&a.lfw, &a.model, &entry, &faces, &TRAIN_FOLDS, &TEST_FOLDS, a.curves.as_deref())?;
-    println!(
-        "LFW pairs folds 6-10: accuracy {:.4} ± {:.4} at threshold {:.4} chosen on folds 1-5 (per fold {:?})",
-        r.mean_accuracy,
-        r.std_accuracy,
-        r.accuracy_threshold,
-        r.fold_accuracy.iter().map(|a| format!("{a:.3}")).collect::<Vec<_>>()
-    );
-    println!(
-        "thresholds calibrated on folds 1-5 people: FAR 1e-3 → {:.4}, FAR 1e-4 → {:.4}; on folds 6-10 people: TAR {:.4} (FAR reached {:.1e}), TAR {:.4} (FAR reached {:.1e}); {} genuine / {} impostor pairs; {} images; {:.0} s",
-        r.threshold_far_1e3, r.threshold_far_1e4, r.tar_far_1e3, r.test_far_at_1e3_threshold, r.tar_far_1e4, r.test_far_at_1e4_threshold, r.genuine_pairs, r.impostor_pairs, r.images, started.elapsed().as_secs_f64()
-    );
+    use trainer::eval::lfw::{LfwReport, Masking};
+    let mut protocols = vec![Masking::None];
+    if let Some(seed) = a.masks {
+        protocols.extend([Masking::Probe { seed }, Masking::Both { seed }]);
+    }
+    let mut reports = trainer::eval::lfw::lfw_open_set(&a.lfw, &a.model, &entry, &faces, &TRAIN_FOLDS, &TEST_FOLDS, &protocols, a.curves.as_deref())?;
+    let print = |r: &LfwReport| {
+        println!(
+            "LFW pairs folds 6-10, masks {:?}: accuracy {:.4} ± {:.4} at threshold {:.4} chosen on folds 1-5 (per fold {:?})",
+            r.masking,
+            r.mean_accuracy,
+            r.std_accuracy,
+            r.accuracy_threshold,
+            r.fold_accuracy.iter().map(|a| format!("{a:.3}")).collect::<Vec<_>>()
+        );
+        println!(
+            "  thresholds calibrated on folds 1-5 people: FAR 1e-3 → {:.4}, FAR 1e-4 → {:.4}; on folds 6-10 people: TAR {:.4} (FAR reached {:.1e}), TAR {:.4} (FAR reached {:.1e}); {} genuine / {} impostor pairs; {} images",
+            r.threshold_far_1e3, r.threshold_far_1e4, r.tar_far_1e3, r.test_far_at_1e3_threshold, r.tar_far_1e4, r.test_far_at_1e4_threshold, r.genuine_pairs, r.impostor_pairs, r.images
+        );
+    };
+    reports.iter().for_each(print);
+    println!("LFW evaluation: {:.0} s", started.elapsed().as_secs_f64());
+    let masked = reports.split_off(1);
+    let r = reports.remove(0);
     let closed_set = match &a.run {
         Some(run) => {
             let remap = a
@@ -462,13 +523,14 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         None
     };
     if let Some(path) = &a.json {
-        let report = EvalReport { lfw: r.clone(), closed_set: closed_set.clone(), yaw };
+        let report = EvalReport { lfw: r.clone(), masked, closed_set: closed_set.clone(), yaw };
         std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &a.manifest {
         let mut manifest = if path.exists() { Manifest::load(path)? } else { Manifest::default() };
         entry.thresholds = Thresholds { far_1e3: r.threshold_far_1e3, far_1e4: r.threshold_far_1e4 };
-        entry.parameters = 2_387_840;
+        entry.parameters = trainer::export::onnx_parameters(&std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?)
+            .with_context(|| format!("counting the weights of {}", a.model.display()))?;
         let mut prov = provenance_table(&a.provenance)?;
         let mut metrics = toml::Table::new();
         metrics.insert("lfw_folds_6_10_accuracy".into(), toml::Value::Float(r.mean_accuracy));

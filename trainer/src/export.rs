@@ -191,6 +191,16 @@ pub fn export_onnx<B: Backend>(encoder: &Encoder<B>, id_head: &IdHead<B>) -> Vec
     g.finish("faceunlock_embedder", vec![value(INPUT_NAME, &[1, 3, s, s])], vec![value(OUTPUT_NAME, &[1, wdims[1]])])
 }
 
+/// Weights stored in an ONNX model: the elements of its floating-point initializers of rank ≥ 1
+/// (scalars such as `Clip`'s bounds are operator settings, not weights). For our exports batch
+/// norm is folded into the convolutions.
+pub fn onnx_parameters(bytes: &[u8]) -> anyhow::Result<u64> {
+    let model = pb::ModelProto::decode(bytes).map_err(|e| anyhow::anyhow!("not an ONNX model: {e}"))?;
+    let graph = model.graph.ok_or_else(|| anyhow::anyhow!("the ONNX model has no graph"))?;
+    let float = pb::tensor_proto::DataType::Float as i32;
+    Ok(graph.initializer.iter().filter(|t| t.data_type == float && !t.dims.is_empty()).map(|t| t.dims.iter().product::<i64>().max(0) as u64).sum())
+}
+
 /// The tensor contract of an exported embedder with `dim` outputs.
 pub fn contract(dim: usize) -> (faceunlock_core::contract::TensorSpec, faceunlock_core::contract::TensorSpec) {
     use faceunlock_core::contract::TensorSpec;

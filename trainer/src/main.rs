@@ -18,7 +18,8 @@ struct Args {
 enum Command {
     /// Generate a synthetic face set (images, 14-class masks, manifest).
     Synth(cli::SynthArgs),
-    /// Write the generator's contact sheets (one person × 12 poses; 12 people frontal).
+    /// Write the generator's contact sheets (one person × 12 poses; 12 people frontal; 12
+    /// people bare | masked).
     Sheets {
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -32,6 +33,9 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         images: u32,
     },
+    /// Draw synthetic masks on real photos of a landmark cache, as a contact sheet (bare |
+    /// masked), to check their placement. LFW may not be redistributed: keep it out of the repo.
+    MaskSheet(cli::MaskSheetArgs),
     /// Detect landmarks on LFW (and LFW Part Labels) once, into a cache file.
     Landmarks(cli::LandmarkArgs),
     /// Pack LFW folds 1-5 (+ part labels) into compact crops for upload to a training machine.
@@ -66,6 +70,7 @@ fn run() -> Result<()> {
             print!("{}", cli::class_stats(seed, images));
             Ok(())
         }
+        Command::MaskSheet(a) => cli::mask_sheet(a),
         Command::Landmarks(a) => cli::landmarks(a),
         Command::Pack(a) => cli::pack(a),
         Command::Train(a) => cli::train(*a),

@@ -72,4 +72,7 @@ fn trained_exported_model_matches_burn_in_tract() {
     assert!(model.teacher.is_some());
     let shipped = model.shipped_parameters();
     assert_eq!(shipped, 2_223_872 + 1280 * 128 + 128, "torchvision MobileNetV2 features + the embedding layer");
+    // Folding turns each of the 17,056 batch-norm channels' scale and shift into one conv bias.
+    assert_eq!(trainer::export::onnx_parameters(&onnx).unwrap(), shipped as u64 - 17_056);
+    assert!(trainer::export::onnx_parameters(b"not a model").is_err());
 }

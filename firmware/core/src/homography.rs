@@ -63,6 +63,31 @@ impl Homography {
         let normalised = Self([[h[0], h[1], h[2]], [h[3], h[4], h[5]], [h[6], h[7], 1.0]]);
         Some(nt.matrix().inverse()?.after(&normalised.after(&nf.matrix())))
     }
+
+    /// Least-squares affine map (bottom row `0 0 1`) taking `from[i]` to `to[i]` (at least 3
+    /// pairs, not all on a line). Unlike a similarity it follows a turned head's foreshortening.
+    pub fn fit_affine(from: &[[f32; 2]], to: &[[f32; 2]]) -> Option<Self> {
+        if from.len() != to.len() || from.len() < 3 {
+            return None;
+        }
+        let nf = Normaliser::of(from)?;
+        let mut ata = [[0.0f64; 3]; 3];
+        let mut atb = [[0.0f64; 3]; 2];
+        for (p, q) in from.iter().zip(to) {
+            let [x, y] = nf.apply(*p);
+            let row = [x, y, 1.0];
+            for i in 0..3 {
+                for j in 0..3 {
+                    ata[i][j] += row[i] * row[j];
+                }
+                for (k, rhs) in atb.iter_mut().enumerate() {
+                    rhs[i] += row[i] * f64::from(q[k]);
+                }
+            }
+        }
+        let [u, v] = [solve(ata, atb[0])?, solve(ata, atb[1])?];
+        Some(Self([u, v, [0.0, 0.0, 1.0]]).after(&nf.matrix()))
+    }
 }
 
 /// Hartley's conditioning: centre the points and scale their mean distance to √2.
@@ -150,5 +175,18 @@ mod tests {
         let line = [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]];
         assert!(Homography::fit(&line, &line).is_none());
         assert!(Homography::fit(&SQUARE[..3], &SQUARE[..3]).is_none());
+    }
+
+    #[test]
+    fn affine_fit_recovers_an_affine_map_and_refuses_collinear_points() {
+        let truth = Homography([[0.7, 0.15, 12.0], [-0.05, 1.1, -4.0], [0.0, 0.0, 1.0]]);
+        let to: Vec<[f32; 2]> = SQUARE.iter().map(|p| truth.apply(*p)).collect();
+        let fitted = Homography::fit_affine(&SQUARE, &to).unwrap();
+        for p in [[10.0, 70.0], [300.0, -40.0]] {
+            assert!(close(fitted.apply(p), truth.apply(p), 1e-3), "{p:?}: {:?} vs {:?}", fitted.apply(p), truth.apply(p));
+        }
+        assert_eq!(fitted.0[2], [0.0, 0.0, 1.0]);
+        let line = [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]];
+        assert!(Homography::fit_affine(&line, &line).is_none());
     }
 }

@@ -5,6 +5,7 @@
 //!   and 5 landmarks, and a writer for its on-disk layout;
 //! * loaders yielding one item type ([`sample::FaceSample`]) for that layout ([`synth_set`]),
 //!   LFW with its folds and pairs ([`lfw`]) and LFW Part Labels ([`lfw_parts`]);
+//! * synthetic face masks drawn onto real photos from their landmarks ([`masks`]);
 //! * contact sheets and class-frequency tables ([`sheet`]).
 //!
 //! ```
@@ -22,6 +23,7 @@ pub mod classes;
 pub mod error;
 pub mod lfw;
 pub mod lfw_parts;
+pub mod masks;
 pub mod packed;
 pub mod sample;
 pub mod sheet;

@@ -20,15 +20,38 @@ pub fn overlay(image: &RgbImage, mask: &GrayImage) -> RgbImage {
 
 /// Lay out `(image, mask)` cells, each as image | overlay, `columns` cells per row.
 pub fn contact_sheet(cells: &[(RgbImage, GrayImage)], columns: u32) -> RgbImage {
+    let pairs: Vec<(RgbImage, RgbImage)> = cells.iter().map(|(img, mask)| (img.clone(), overlay(img, mask))).collect();
+    side_by_side(&pairs, columns)
+}
+
+/// Lay out `(left, right)` cells of one size side by side, `columns` cells per row.
+pub fn side_by_side(cells: &[(RgbImage, RgbImage)], columns: u32) -> RgbImage {
     let (w, h) = cells.first().map_or((1, 1), |(i, _)| i.dimensions());
     let rows = (cells.len() as u32).div_ceil(columns);
     let mut sheet = RgbImage::from_pixel(columns * 2 * w, rows * h, image::Rgb([255, 255, 255]));
-    for (k, (img, mask)) in cells.iter().enumerate() {
+    for (k, (left, right)) in cells.iter().enumerate() {
         let (cx, cy) = ((k as u32 % columns) * 2 * w, (k as u32 / columns) * h);
-        image::imageops::replace(&mut sheet, img, cx as i64, cy as i64);
-        image::imageops::replace(&mut sheet, &overlay(img, mask), (cx + w) as i64, cy as i64);
+        image::imageops::replace(&mut sheet, left, cx as i64, cy as i64);
+        image::imageops::replace(&mut sheet, right, (cx + w) as i64, cy as i64);
     }
     sheet
+}
+
+/// Twelve people in the poses of [`pose_sweep`], each bare | wearing a mask of another style
+/// ([`crate::masks`]), placed from the generator's landmarks as it is from a detector's.
+pub fn mask_sheet(generator: &Generator, first_person: u32) -> RgbImage {
+    let cells: Vec<_> = pose_sweep()
+        .iter()
+        .zip(first_person..)
+        .map(|(view, p)| {
+            let face = generator.render(&generator.identity(p), view);
+            let mut masked = face.image.clone();
+            // Profiles whose landmarks collapse onto a line keep their bare face.
+            let _ = crate::masks::draw_mask(&mut masked, &face.landmarks, &crate::masks::MaskStyle::random(u64::from(p)));
+            (face.image, masked)
+        })
+        .collect();
+    side_by_side(&cells, 4)
 }
 
 /// Twelve poses spanning the generator's range, for the pose contact sheet.

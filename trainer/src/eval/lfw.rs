@@ -1,6 +1,7 @@
 //! LFW open-set verification: `pairs.txt` folds 6-10 with the threshold chosen on folds 1-5,
 //! TAR at fixed FAR over every cross-person pair of the test people, and the thresholds that
-//! reach each FAR on the calibration people.
+//! reach each FAR on the calibration people. With [`Masking`], the same protocol with synthetic
+//! masks ([`faceunlock_data::masks`]) on the probe side or on both sides of every pair.
 
 use super::{accuracy, all_pair_scores, best_threshold, embed_with, rate_at_or_above, threshold_at_far};
 use crate::landmarks::CachedFace;
@@ -8,12 +9,15 @@ use anyhow::{Context, Result};
 use faceunlock::embed::cosine;
 use faceunlock_core::contract::EmbedderEntry;
 use faceunlock_data::lfw::{ImageId, Lfw};
+use faceunlock_data::masks::{MaskStyle, draw_mask};
+use faceunlock_data::sample::SampleRef;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct LfwReport {
+    pub masking: Masking,
     /// Accuracy per test fold at the threshold chosen on the calibration folds' pairs.
     pub fold_accuracy: Vec<f64>,
     pub accuracy_threshold: f32,
@@ -33,54 +37,113 @@ pub struct LfwReport {
     pub images_without_landmarks: usize,
 }
 
-/// Embed LFW images aligned with their cached landmarks (images without one are left out).
-pub fn embed_images(onnx: &Path, entry: &EmbedderEntry, images: &[PathBuf], faces: &HashMap<PathBuf, CachedFace>) -> Result<HashMap<PathBuf, Vec<f32>>> {
+/// Which faces of each pair wear a synthetic mask (each image its own, chosen from its file name
+/// and a seed, so a face wears the same mask in every pair).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Masking {
+    /// Neither: the standard protocol.
+    None,
+    /// The second image of a pair (the probe); the first (the enrolled face) is bare.
+    Probe { seed: u64 },
+    /// Both images.
+    Both { seed: u64 },
+}
+
+/// Embed LFW images aligned with their cached landmarks (images without one are left out),
+/// each wearing its mask when `mask_seed` is given.
+pub fn embed_images(onnx: &Path, entry: &EmbedderEntry, images: &[PathBuf], faces: &HashMap<PathBuf, CachedFace>, mask_seed: Option<u64>) -> Result<HashMap<PathBuf, Vec<f32>>> {
     let embeddings = embed_with(onnx, entry, images, |path| {
         let Some(face) = faces.get(path) else { return Ok(None) };
-        let img = image::open(path).with_context(|| format!("decoding {}", path.display()))?.to_rgb8();
+        let mut img = image::open(path).with_context(|| format!("decoding {}", path.display()))?.to_rgb8();
+        if let Some(seed) = mask_seed {
+            let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+            draw_mask(&mut img, &face.landmarks, &MaskStyle::for_name(&name, seed)).with_context(|| format!("masking {}", path.display()))?;
+        }
         Ok(Some((img, face.landmarks)))
     })?;
     Ok(images.iter().zip(embeddings).filter_map(|(p, e)| Some((p.clone(), e?))).collect())
 }
 
-/// Calibrate on the people and pairs of `calibration` folds, measure on `test` folds.
-/// With `curves`, the ROC and DET curves of the test people's pairs are written there as PNG.
-pub fn lfw_open_set(lfw_root: &Path, onnx: &Path, entry: &EmbedderEntry, faces: &HashMap<PathBuf, CachedFace>, calibration: &[usize], test: &[usize], curves: Option<&Path>) -> Result<LfwReport> {
+/// Calibrate on the people and pairs of `calibration` folds, measure on `test` folds, under
+/// each of `protocols` (the images are embedded once bare and once masked, as needed).
+/// With `curves`, the ROC and DET curves of the bare test people's pairs are written there as PNG.
+#[allow(clippy::too_many_arguments)]
+pub fn lfw_open_set(lfw_root: &Path, onnx: &Path, entry: &EmbedderEntry, faces: &HashMap<PathBuf, CachedFace>, calibration: &[usize], test: &[usize], protocols: &[Masking], curves: Option<&Path>) -> Result<Vec<LfwReport>> {
     let lfw = Lfw::open(lfw_root)?;
-    let (cal_refs, _) = lfw.people_samples(calibration);
-    let (test_refs, _) = lfw.people_samples(test);
-    let images: Vec<PathBuf> = cal_refs.iter().chain(&test_refs).map(|r| r.image.clone()).collect();
-    let emb = embed_images(onnx, entry, &images, faces)?;
-    let score = |a: &ImageId, b: &ImageId| -> Option<f32> { Some(cosine(emb.get(&lfw.image_path(a))?, emb.get(&lfw.image_path(b))?)) };
-    let scored = |f: &usize| -> Vec<(f32, bool)> { lfw.pairs(*f).iter().filter_map(|p| Some((score(&p.a, &p.b)?, p.same))).collect() };
-    let cal_pairs: Vec<(f32, bool)> = calibration.iter().flat_map(scored).collect();
-    let accuracy_threshold = best_threshold(&cal_pairs);
-    let fold_accuracy: Vec<f64> = test.iter().map(|f| accuracy(&scored(f), accuracy_threshold)).collect();
-    let mean = fold_accuracy.iter().sum::<f64>() / fold_accuracy.len().max(1) as f64;
-    let std = (fold_accuracy.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / fold_accuracy.len().max(1) as f64).sqrt();
-    let items = |refs: &[faceunlock_data::sample::SampleRef]| -> Vec<(u32, &Vec<f32>)> { refs.iter().filter_map(|r| Some((r.identity, emb.get(&r.image)?))).collect() };
-    let (_, mut cal_impostor) = all_pair_scores(&items(&cal_refs));
-    let t3 = threshold_at_far(&mut cal_impostor, 1e-3);
-    let t4 = threshold_at_far(&mut cal_impostor, 1e-4);
-    let (genuine, impostor) = all_pair_scores(&items(&test_refs));
-    if let Some(dir) = curves {
-        super::curves::write_curves(dir, &genuine, &impostor)?;
+    let split = Split { cal_refs: lfw.people_samples(calibration).0, test_refs: lfw.people_samples(test).0, lfw: &lfw, calibration, test };
+    let images: Vec<PathBuf> = split.cal_refs.iter().chain(&split.test_refs).map(|r| r.image.clone()).collect();
+    let mut by_seed: HashMap<Option<u64>, HashMap<PathBuf, Vec<f32>>> = HashMap::new();
+    let mut reports = Vec::new();
+    for masking in protocols {
+        let (enrol_seed, probe_seed) = match *masking {
+            Masking::None => (None, None),
+            Masking::Probe { seed } => (None, Some(seed)),
+            Masking::Both { seed } => (Some(seed), Some(seed)),
+        };
+        for seed in [enrol_seed, probe_seed] {
+            if !by_seed.contains_key(&seed) {
+                by_seed.insert(seed, embed_images(onnx, entry, &images, faces, seed)?);
+            }
+        }
+        let sides = Sides { enrol: &by_seed[&enrol_seed], probe: &by_seed[&probe_seed] };
+        let curves = curves.filter(|_| *masking == Masking::None);
+        reports.push(split.report(&sides, *masking, curves)?);
     }
-    Ok(LfwReport {
-        fold_accuracy,
-        accuracy_threshold,
-        mean_accuracy: mean,
-        std_accuracy: std,
-        genuine_pairs: genuine.len(),
-        impostor_pairs: impostor.len(),
-        threshold_far_1e3: t3,
-        threshold_far_1e4: t4,
-        tar_far_1e3: rate_at_or_above(&genuine, t3),
-        tar_far_1e4: rate_at_or_above(&genuine, t4),
-        test_far_at_1e3_threshold: rate_at_or_above(&impostor, t3),
-        test_far_at_1e4_threshold: rate_at_or_above(&impostor, t4),
-        images: images.len(),
-        images_without_landmarks: images.len() - emb.len(),
-    })
+    Ok(reports)
+}
+
+/// The embeddings each side of a pair is scored with: the first image's from `enrol`, the
+/// second's from `probe`.
+struct Sides<'a> {
+    enrol: &'a HashMap<PathBuf, Vec<f32>>,
+    probe: &'a HashMap<PathBuf, Vec<f32>>,
+}
+
+/// The calibration and test folds, and the people of each.
+struct Split<'a> {
+    lfw: &'a Lfw,
+    calibration: &'a [usize],
+    test: &'a [usize],
+    cal_refs: Vec<SampleRef>,
+    test_refs: Vec<SampleRef>,
+}
+
+impl Split<'_> {
+    fn report(&self, sides: &Sides, masking: Masking, curves: Option<&Path>) -> Result<LfwReport> {
+        let (lfw, cal_refs, test_refs) = (self.lfw, &self.cal_refs, &self.test_refs);
+        let images = cal_refs.len() + test_refs.len();
+        let score = |a: &ImageId, b: &ImageId| -> Option<f32> { Some(cosine(sides.enrol.get(&lfw.image_path(a))?, sides.probe.get(&lfw.image_path(b))?)) };
+        let scored = |f: &usize| -> Vec<(f32, bool)> { lfw.pairs(*f).iter().filter_map(|p| Some((score(&p.a, &p.b)?, p.same))).collect() };
+        let cal_pairs: Vec<(f32, bool)> = self.calibration.iter().flat_map(scored).collect();
+        let accuracy_threshold = best_threshold(&cal_pairs);
+        let fold_accuracy: Vec<f64> = self.test.iter().map(|f| accuracy(&scored(f), accuracy_threshold)).collect();
+        let mean = fold_accuracy.iter().sum::<f64>() / fold_accuracy.len().max(1) as f64;
+        let std = (fold_accuracy.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / fold_accuracy.len().max(1) as f64).sqrt();
+        let items = |refs: &[SampleRef]| -> Vec<(u32, &Vec<f32>, &Vec<f32>)> { refs.iter().filter_map(|r| Some((r.identity, sides.enrol.get(&r.image)?, sides.probe.get(&r.image)?))).collect() };
+        let (_, mut cal_impostor) = all_pair_scores(&items(cal_refs));
+        let t3 = threshold_at_far(&mut cal_impostor, 1e-3);
+        let t4 = threshold_at_far(&mut cal_impostor, 1e-4);
+        let (genuine, impostor) = all_pair_scores(&items(test_refs));
+        if let Some(dir) = curves {
+            super::curves::write_curves(dir, &genuine, &impostor)?;
+        }
+        Ok(LfwReport {
+            masking,
+            fold_accuracy,
+            accuracy_threshold,
+            mean_accuracy: mean,
+            std_accuracy: std,
+            genuine_pairs: genuine.len(),
+            impostor_pairs: impostor.len(),
+            threshold_far_1e3: t3,
+            threshold_far_1e4: t4,
+            tar_far_1e3: rate_at_or_above(&genuine, t3),
+            tar_far_1e4: rate_at_or_above(&genuine, t4),
+            test_far_at_1e3_threshold: rate_at_or_above(&impostor, t3),
+            test_far_at_1e4_threshold: rate_at_or_above(&impostor, t4),
+            images,
+            images_without_landmarks: images - sides.probe.len(),
+        })
+    }
 }
 

@@ -57,14 +57,15 @@ pub fn threshold_at_far(impostors: &mut [f32], far: f64) -> f32 {
     impostors.get(allowed).map_or(1.0, |s| s.next_up())
 }
 
-/// Genuine and impostor scores over every pair of embedded images of `refs`.
-pub fn all_pair_scores(items: &[(u32, &Vec<f32>)]) -> (Vec<f32>, Vec<f32>) {
+/// Genuine and impostor scores over every pair of `(identity, enrolled embedding, probe
+/// embedding)` items: pair `i < j` scores `i`'s enrolled embedding against `j`'s probe.
+pub fn all_pair_scores(items: &[(u32, &Vec<f32>, &Vec<f32>)]) -> (Vec<f32>, Vec<f32>) {
     let per_row: Vec<(Vec<f32>, Vec<f32>)> = (0..items.len())
         .into_par_iter()
         .map(|i| {
             let (mut g, mut im) = (Vec::new(), Vec::new());
             for j in i + 1..items.len() {
-                let s = cosine(items[i].1, items[j].1);
+                let s = cosine(items[i].1, items[j].2);
                 if items[i].0 == items[j].0 { g.push(s) } else { im.push(s) }
             }
             (g, im)
