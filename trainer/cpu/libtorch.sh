@@ -2,6 +2,7 @@
 # Assemble the CPU part of LibTorch 2.9.0 (what `burn-tch` 0.21 / `tch` 0.22 link against) from
 # the PyPI wheels, for `cargo build -p trainer --features tch` on a machine that reaches only the
 # package registries (LibTorch's own download site is out of reach).
+# Run it on the x86-64 Linux machine that builds the trainer: pip picks the wheels for its Python.
 #
 #   trainer/cpu/libtorch.sh DIR
 #   export LIBTORCH=DIR LIBTORCH_CXX11_ABI=1 LD_LIBRARY_PATH=DIR/lib
@@ -19,7 +20,7 @@ mkdir -p "$DIR/lib"
 DIR=$(cd "$DIR" && pwd)
 wheels=$(mktemp -d)
 trap 'rm -rf "$wheels"' EXIT
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 --platform manylinux_2_28_x86_64 \
+python3 -m pip download -q --no-deps --only-binary=:all: \
   "torch==$TORCH" "nvidia-cuda-runtime-cu12==$CUDA_RT" "nvidia-cuda-cupti-cu12==$CUDA_RT" -d "$wheels"
 cd "$wheels"
 unzip -q torch-"$TORCH"-*.whl 'torch/include/*' torch/lib/libtorch_cpu.so torch/lib/libc10.so torch/lib/libgomp.so.1
