@@ -97,8 +97,7 @@ pub fn mask_sheet(a: MaskSheetArgs) -> Result<()> {
         .map(|f| {
             let bare = image::open(&f.image).with_context(|| format!("decoding {}", f.image.display()))?.to_rgb8();
             let mut masked = bare.clone();
-            let name = f.image.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-            draw_mask(&mut masked, &f.landmarks, &MaskStyle::for_name(&name, a.seed)).with_context(|| format!("masking {}", f.image.display()))?;
+            draw_mask(&mut masked, &f.landmarks, &MaskStyle::for_file(&f.image, a.seed)).with_context(|| format!("masking {}", f.image.display()))?;
             Ok((bare, masked))
         })
         .collect::<Result<Vec<(image::RgbImage, image::RgbImage)>>>()?;

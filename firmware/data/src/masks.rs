@@ -102,6 +102,12 @@ impl MaskStyle {
         let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
         Self::random(hash ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
+
+    /// [`MaskStyle::for_name`] of the file's name (not its folder: the same photo wears the
+    /// same mask wherever the data set lies).
+    pub fn for_file(path: &std::path::Path, seed: u64) -> Self {
+        Self::for_name(&path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), seed)
+    }
 }
 
 /// Why a mask could not be placed.

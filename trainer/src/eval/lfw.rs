@@ -56,8 +56,7 @@ pub fn embed_images(onnx: &Path, entry: &EmbedderEntry, images: &[PathBuf], face
         let Some(face) = faces.get(path) else { return Ok(None) };
         let mut img = image::open(path).with_context(|| format!("decoding {}", path.display()))?.to_rgb8();
         if let Some(seed) = mask_seed {
-            let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-            draw_mask(&mut img, &face.landmarks, &MaskStyle::for_name(&name, seed)).with_context(|| format!("masking {}", path.display()))?;
+            draw_mask(&mut img, &face.landmarks, &MaskStyle::for_file(path, seed)).with_context(|| format!("masking {}", path.display()))?;
         }
         Ok(Some((img, face.landmarks)))
     })?;
