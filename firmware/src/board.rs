@@ -91,7 +91,7 @@ mod tests {
     use super::*;
 
     fn boards_dir() -> Vec<PathBuf> {
-        vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../boards")]
+        vec![std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from).join("../boards")]
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! tract picks its kernels per CPU (x86 AVX2/FMA; ARM NEON with per-core tunings for Cortex-A53,
-//! A55, A72 …); the embedding of a fixed crop must not depend on which. The golden values were
+//! A55, A72 …); the embedding of a fixed crop must not depend on which. Every shipped embedder
+//! (each `models/manifest*.toml`) has its golden file. The golden values were
 //! written on x86_64 (`FACEUNLOCK_BLESS=1 cargo test -p faceunlock --test golden_embedding`,
 //! which also renders the crop); `cargo xtask cross-test` runs this test for aarch64 under qemu
 //! with `TRACT_CPU_AARCH64_KIND=a53` and `=a55`.
@@ -19,7 +20,7 @@ struct Golden {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from).join("..")
 }
 
 fn bless(crop_path: &Path, crop_size: u32) {
@@ -30,38 +31,59 @@ fn bless(crop_path: &Path, crop_size: u32) {
     aligner.align(&face.image, &face.landmarks).unwrap().save(crop_path).unwrap();
 }
 
+/// Every manifest shipped in `models/` (`manifest.toml`, `manifest-masked.toml` …) with the
+/// golden file of its embedder (`embedding.json`, `embedding-masked.json` …).
+fn shipped_manifests() -> Vec<(PathBuf, String)> {
+    let mut found: Vec<(PathBuf, String)> = std::fs::read_dir(repo().join("models"))
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name()?.to_str()?.to_string();
+            let suffix = name.strip_prefix("manifest")?.strip_suffix(".toml")?.to_string();
+            Some((path, format!("embedding{suffix}.json")))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 #[test]
-fn shipped_embedder_gives_the_golden_embedding_on_this_cpu() {
-    let manifest_path = repo().join("models/manifest.toml");
-    let entry = Manifest::load(&manifest_path).unwrap().embedder.expect("models/manifest.toml has an [embedder]");
+fn shipped_embedders_give_their_golden_embeddings_on_this_cpu() {
+    let manifests = shipped_manifests();
+    assert!(manifests.iter().any(|(p, _)| p.ends_with("models/manifest.toml")), "models/manifest.toml is missing: {manifests:?}");
     let dir = repo().join("firmware/tests/golden");
-    let (crop_path, golden_path) = (dir.join("crop.png"), dir.join("embedding.json"));
+    let crop_path = dir.join("crop.png");
     let blessing = std::env::var_os("FACEUNLOCK_BLESS").is_some();
-    if blessing {
-        bless(&crop_path, entry.crop_size);
+    for (manifest_path, golden_name) in manifests {
+        let entry = Manifest::load(&manifest_path).unwrap().embedder.unwrap_or_else(|| panic!("{} has no [embedder]", manifest_path.display()));
+        let golden_path = dir.join(&golden_name);
+        if blessing && golden_name == "embedding.json" {
+            bless(&crop_path, entry.crop_size);
+        }
+        let mut embedder = Embedder::from_manifest(&repo().join("models"), &entry).unwrap();
+        let crop = image::open(&crop_path).unwrap().to_rgb8();
+        let embedding = embedder.embed(&crop).unwrap().to_vec();
+        if blessing {
+            let golden = Golden { model_sha256: entry.sha256.clone(), written_on: std::env::consts::ARCH.into(), embedding };
+            std::fs::write(&golden_path, serde_json::to_string_pretty(&golden).unwrap()).unwrap();
+            continue;
+        }
+        let text = std::fs::read_to_string(&golden_path).unwrap_or_else(|e| panic!("{}: {e}; bless it on x86_64 (see the module docs)", golden_path.display()));
+        let golden: Golden = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            golden.model_sha256, entry.sha256,
+            "{} was written for another embedder than {}'s; re-bless it on x86_64 after shipping a model",
+            golden_path.display(),
+            manifest_path.display()
+        );
+        let max = golden.embedding.iter().zip(&embedding).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        eprintln!(
+            "{golden_name} on {} (TRACT_CPU_AARCH64_KIND={:?}): max abs diff {max:.2e} vs {} (tolerance {TOLERANCE:.0e})",
+            std::env::consts::ARCH,
+            std::env::var("TRACT_CPU_AARCH64_KIND").ok(),
+            golden.written_on
+        );
+        assert_eq!(embedding.len(), golden.embedding.len());
+        assert!(max <= TOLERANCE, "{golden_name}: max abs diff {max:.2e} > {TOLERANCE:.0e}");
     }
-    let mut embedder = Embedder::from_manifest(&repo().join("models"), &entry).unwrap();
-    let crop = image::open(&crop_path).unwrap().to_rgb8();
-    let embedding = embedder.embed(&crop).unwrap().to_vec();
-    if blessing {
-        let golden = Golden { model_sha256: entry.sha256.clone(), written_on: std::env::consts::ARCH.into(), embedding };
-        std::fs::write(&golden_path, serde_json::to_string_pretty(&golden).unwrap()).unwrap();
-        return;
-    }
-    let text = std::fs::read_to_string(&golden_path).unwrap();
-    let golden: Golden = serde_json::from_str(&text).unwrap();
-    assert_eq!(
-        golden.model_sha256, entry.sha256,
-        "{} was written for another embedder; re-bless it on x86_64 after shipping a model",
-        golden_path.display()
-    );
-    let max = golden.embedding.iter().zip(&embedding).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    eprintln!(
-        "golden embedding on {} (TRACT_CPU_AARCH64_KIND={:?}): max abs diff {max:.2e} vs {} (tolerance {TOLERANCE:.0e})",
-        std::env::consts::ARCH,
-        std::env::var("TRACT_CPU_AARCH64_KIND").ok(),
-        golden.written_on
-    );
-    assert_eq!(embedding.len(), golden.embedding.len());
-    assert!(max <= TOLERANCE, "max abs diff {max:.2e} > {TOLERANCE:.0e}");
 }

@@ -17,7 +17,7 @@ fn yunet() -> Option<PathBuf> {
 }
 
 fn manifest_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/manifest.toml")
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from).join("../models/manifest.toml")
 }
 
 fn write_config(dir: &Path) -> PathBuf {

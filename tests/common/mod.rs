@@ -12,9 +12,10 @@ use faceunlock::app::Unlocker;
 use faceunlock::config::{Config, ModelsConfig, StorageConfig};
 use std::path::{Path, PathBuf};
 
-/// The repository root.
+/// The repository root: where cargo says it is at run time (a build cache shared between
+/// checkouts may hold a binary compiled in another one), else where it was compiled.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 pub use faceunlock_data::shared_or_skip as shared_file;

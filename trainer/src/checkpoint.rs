@@ -33,6 +33,11 @@ pub(crate) struct Opened<M, O, S> {
     pub csv: File,
 }
 
+/// Whether `dir` holds a complete checkpoint (a run there resumes instead of starting).
+pub(crate) fn has_checkpoint(dir: &Path) -> bool {
+    dir.join(STATE_FILE).exists()
+}
+
 /// Start a run in `dir` (save `cfg`, write the CSV `header`) or resume the one there.
 pub(crate) fn start_or_resume<B, M, O, S, C>(dir: &Path, cfg: &C, model: M, optim: O, header: &str, device: &B::Device) -> Result<Opened<M, O, S>>
 where
@@ -45,7 +50,7 @@ where
     use std::io::Write;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let state_path = dir.join(STATE_FILE);
-    let (model, optim, state) = if state_path.exists() {
+    let (model, optim, state) = if has_checkpoint(dir) {
         let text = std::fs::read_to_string(&state_path).with_context(|| format!("reading {}", state_path.display()))?;
         let state: S = serde_json::from_str(&text).with_context(|| format!("{}: expected the training loop's state JSON", state_path.display()))?;
         let model = model.load_file(dir.join(MODEL_FILE), &recorder(), device).with_context(|| format!("loading the checkpoint in {}", dir.display()))?;

@@ -380,6 +380,10 @@ pub struct ExportArgs {
 pub fn export(a: ExportArgs) -> Result<()> {
     type B = burn::backend::Flex;
     let device = Default::default();
+    if trainer::distill::is_student_run(&a.run) {
+        let (_, student) = trainer::distill::training::load_student::<B>(&a.run, &device)?;
+        return write_model(&a.out, &trainer::export::export_onnx(&student.encoder, &student.id_head), student.shipped_parameters());
+    }
     let (_, model) = load_trained::<B>(&a.run, &device)?;
     write_model(&a.out, &trainer::export::export_onnx(&model.encoder, &model.id_head), model.shipped_parameters())
 }
@@ -433,7 +437,8 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 1000)]
     yaw_seed: u64,
     /// Also run LFW with synthetic masks (seed choosing each image's mask): masked probe vs
-    /// bare enrolment, and masked vs masked.
+    /// bare enrolment, and masked vs masked. With --manifest, the thresholds recorded are the
+    /// strictest of the three protocols' (the target FAR holds with or without masks).
     #[arg(long)]
     masks: Option<u64>,
 }
@@ -458,19 +463,9 @@ struct EvalReport {
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    use faceunlock_core::contract::{EmbedderEntry, Manifest, Thresholds, sha256_file};
-    let (input, output) = trainer::export::contract(128);
-    let mut entry = EmbedderEntry {
-        file: a.model.file_name().and_then(|n| n.to_str()).context("model path has no file name")?.to_string(),
-        sha256: sha256_file(&a.model)?,
-        input,
-        output,
-        crop_size: 128,
-        normalization: faceunlock_core::normalize::Normalization::IMAGENET,
-        thresholds: Thresholds { far_1e3: 0.0, far_1e4: 0.0 },
-        parameters: 0,
-        provenance: Default::default(),
-    };
+    use faceunlock_core::contract::{Manifest, Thresholds, sha256_file};
+    let file = a.model.file_name().and_then(|n| n.to_str()).context("model path has no file name")?;
+    let mut entry = trainer::export::embedder_entry(file, sha256_file(&a.model)?);
     let faces = trainer::landmarks::load(&a.landmarks)?;
     let started = Instant::now();
     use trainer::eval::lfw::{LfwReport, Masking};
@@ -522,12 +517,15 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         None
     };
     if let Some(path) = &a.json {
-        let report = EvalReport { lfw: r.clone(), masked, closed_set: closed_set.clone(), yaw };
+        let report = EvalReport { lfw: r.clone(), masked: masked.clone(), closed_set: closed_set.clone(), yaw };
         std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &a.manifest {
         let mut manifest = if path.exists() { Manifest::load(path)? } else { Manifest::default() };
-        entry.thresholds = Thresholds { far_1e3: r.threshold_far_1e3, far_1e4: r.threshold_far_1e4 };
+        // With --masks, the strictest of the protocols' thresholds: the FAR holds whether the
+        // faces wear masks or not.
+        let strictest = |f: fn(&LfwReport) -> f32| std::iter::once(&r).chain(&masked).map(f).fold(f32::MIN, f32::max);
+        entry.thresholds = Thresholds { far_1e3: strictest(|p| p.threshold_far_1e3), far_1e4: strictest(|p| p.threshold_far_1e4) };
         entry.parameters = trainer::export::onnx_parameters(&std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?)
             .with_context(|| format!("counting the weights of {}", a.model.display()))?;
         let mut prov = provenance_table(&a.provenance)?;
@@ -538,6 +536,15 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         metrics.insert("tar_at_far_1e4".into(), toml::Value::Float(r.tar_far_1e4));
         if let Some(c) = &closed_set {
             metrics.insert("closed_set_accuracy".into(), toml::Value::Float(c.accuracy));
+        }
+        for m in &masked {
+            let protocol = match m.masking {
+                Masking::Probe { .. } => "masked_probe",
+                Masking::Both { .. } => "masked_both",
+                Masking::None => continue,
+            };
+            metrics.insert(format!("{protocol}_accuracy"), toml::Value::Float(m.mean_accuracy));
+            metrics.insert(format!("{protocol}_tar_at_far_1e3"), toml::Value::Float(m.tar_far_1e3));
         }
         prov.insert("metrics".into(), toml::Value::Table(metrics));
         entry.provenance = prov;

@@ -9,6 +9,7 @@ use faceunlock_core::normalize::Normalization;
 use faceunlock_data::classes::{NUM_CLASSES, UNLABELLED, mirror_label};
 use faceunlock_data::sample::{FaceSample, SampleRef};
 use faceunlock_data::DataError;
+use faceunlock_data::masks::{MaskStyle, draw_mask};
 use image::{GrayImage, RgbImage};
 use rand::Rng;
 use rayon::prelude::*;
@@ -39,6 +40,7 @@ impl Augment {
 }
 
 /// One sample ready for a batch.
+#[derive(Clone)]
 pub struct Prepared {
     pub image: Vec<f32>,
     /// Per pixel, the bit set of classes it may be (0: ignore); `None` without a mask.
@@ -120,8 +122,6 @@ pub struct Batch<B: Backend> {
 pub fn collate<B: Backend>(items: &[Prepared], size: usize, device: &B::Device) -> Batch<B> {
     let n = items.len();
     let plane = size * size;
-    let images: Vec<f32> = items.iter().flat_map(|p| p.image.iter().copied()).collect();
-    let ids: Vec<i64> = items.iter().map(|p| p.identity as i64).collect();
     let mut sets = vec![0i32; n * plane];
     for (b, item) in items.iter().enumerate() {
         if let Some(bits) = &item.admissible {
@@ -131,17 +131,39 @@ pub fn collate<B: Backend>(items: &[Prepared], size: usize, device: &B::Device) 
     let sets = Tensor::<B, 4, Int>::from_data(TensorData::new(sets, [n, 1, size, size]), device);
     let planes = (0..NUM_CLASSES).map(|c| sets.clone().bitwise_and_scalar((1i64 << c).elem()).greater_elem(0).float()).collect();
     Batch {
-        images: Tensor::from_data(TensorData::new(images, [n, 3, size, size]), device),
-        identities: Tensor::from_data(TensorData::new(ids, [n]), device),
+        images: images_tensor(items, size, device),
+        identities: identities_tensor(items, device),
         admissible: Tensor::cat(planes, 1),
         labelled: sets.greater_elem(0).float().squeeze_dim(1),
         len: n,
     }
 }
 
+/// The items' images as one `[n, 3, size, size]` tensor on `device`.
+pub fn images_tensor<B: Backend>(items: &[Prepared], size: usize, device: &B::Device) -> Tensor<B, 4> {
+    let images: Vec<f32> = items.iter().flat_map(|p| p.image.iter().copied()).collect();
+    Tensor::from_data(TensorData::new(images, [items.len(), 3, size, size]), device)
+}
+
+/// The items' identities as one `[n]` tensor on `device`.
+pub fn identities_tensor<B: Backend>(items: &[Prepared], device: &B::Device) -> Tensor<B, 1, Int> {
+    let ids: Vec<i64> = items.iter().map(|p| p.identity as i64).collect();
+    Tensor::from_data(TensorData::new(ids, [items.len()]), device)
+}
+
 /// Load and prepare `refs` in parallel; failures are counted, not fatal. Each item gets its own
 /// RNG stream from `(seed, index)`, so a batch is reproducible whatever the thread count.
 pub fn prepare_refs(refs: &[&SampleRef], spec: CropSpec, aug: Augment, seed: u64) -> (Vec<Prepared>, Vec<PrepareError>) {
+    prepare_each(refs, seed, |sample, name, rng| prepare(sample, name, spec, aug, rng))
+}
+
+/// Load each of `refs` in parallel and make something of it with `make`, which gets the sample,
+/// its file name and the item's own RNG stream (from `(seed, index)`). Failures are collected.
+pub fn prepare_each<T: Send>(
+    refs: &[&SampleRef],
+    seed: u64,
+    make: impl Fn(&FaceSample, &str, &mut rand_chacha::ChaCha8Rng) -> Result<T, PrepareError> + Sync,
+) -> (Vec<T>, Vec<PrepareError>) {
     use rand::SeedableRng;
     let results: Vec<_> = refs
         .par_iter()
@@ -149,7 +171,7 @@ pub fn prepare_refs(refs: &[&SampleRef], spec: CropSpec, aug: Augment, seed: u64
         .map(|(i, r)| {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let sample = r.load()?;
-            prepare(&sample, &r.image.display().to_string(), spec, aug, &mut rng)
+            make(&sample, &r.image.display().to_string(), &mut rng)
         })
         .collect();
     let mut ok = Vec::with_capacity(results.len());
@@ -161,4 +183,52 @@ pub fn prepare_refs(refs: &[&SampleRef], spec: CropSpec, aug: Augment, seed: u64
         }
     }
     (ok, failed)
+}
+
+/// One face seen twice under the same augmentation: bare, and wearing `mask` (the bare view
+/// again without one).
+pub fn prepare_masked_pair<R: Rng + Clone>(sample: &FaceSample, name: &str, spec: CropSpec, aug: Augment, mask: Option<&MaskStyle>, rng: &mut R) -> Result<(Prepared, Prepared), PrepareError> {
+    let mut same_draws = rng.clone();
+    let bare = prepare(sample, name, spec, aug, rng)?;
+    let Some(style) = mask else { return Ok((bare.clone(), bare)) };
+    let marks = sample.landmarks.ok_or_else(|| PrepareError::NoLandmarks(name.into()))?;
+    let mut masked = sample.clone();
+    draw_mask(&mut masked.image, &marks, style).map_err(|_| PrepareError::Degenerate(name.into()))?;
+    Ok((bare, prepare(&masked, name, spec, aug, &mut same_draws)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faceunlock_data::masks::MaskKind;
+    use faceunlock_data::classes::LabelledClasses;
+    use faceunlock_data::synth::Generator;
+    use rand::SeedableRng;
+
+    fn generated_face() -> FaceSample {
+        let g = Generator::new(3);
+        let r = g.render(&g.identity(0), &g.view(0, 0));
+        FaceSample { image: r.image, mask: None, labelled: LabelledClasses(0), identity: 0, landmarks: Some(r.landmarks), yaw: None }
+    }
+
+    /// Mean absolute difference of two CHW crops over rows `rows` of every channel.
+    fn rows_differ(a: &[f32], b: &[f32], size: usize, rows: std::ops::Range<usize>) -> f32 {
+        let per_row: Vec<f32> = (0..3 * size).filter(|r| rows.contains(&(r % size))).flat_map(|r| (0..size).map(move |x| r * size + x)).map(|i| (a[i] - b[i]).abs()).collect();
+        per_row.iter().sum::<f32>() / per_row.len() as f32
+    }
+
+    #[test]
+    fn a_masked_pair_shares_its_augmentation_and_differs_only_below_the_eyes() {
+        let (face, spec) = (generated_face(), CropSpec::default());
+        let size = spec.size as usize;
+        let style = MaskStyle { kind: MaskKind::Surgical, colour: [150, 190, 222] };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let (bare, masked) = prepare_masked_pair(&face, "face", spec, Augment::TRAIN, Some(&style), &mut rng).unwrap();
+        let (top, bottom) = (rows_differ(&bare.image, &masked.image, size, 0..size / 4), rows_differ(&bare.image, &masked.image, size, size * 3 / 4..size));
+        assert!(top < 1e-6, "the forehead must be untouched and identically augmented: {top}");
+        assert!(bottom > 0.1, "the mask must cover the lower face: {bottom}");
+        let (again, unmasked) = prepare_masked_pair(&face, "face", spec, Augment::TRAIN, None, &mut rand_chacha::ChaCha8Rng::seed_from_u64(5)).unwrap();
+        assert_eq!(again.image, bare.image, "same seed, same augmentation");
+        assert_eq!(unmasked.image, bare.image, "no mask: both views bare");
+    }
 }

@@ -201,6 +201,24 @@ pub fn onnx_parameters(bytes: &[u8]) -> anyhow::Result<u64> {
     Ok(graph.initializer.iter().filter(|t| t.data_type == float && !t.dims.is_empty()).map(|t| t.dims.iter().product::<i64>().max(0) as u64).sum())
 }
 
+/// The manifest entry of an exported embedder (128-d, ImageNet normalisation, at the crop size
+/// of the shared geometry) stored as `file` with checksum `sha256`; thresholds and parameter
+/// count are the caller's to fill once measured.
+pub fn embedder_entry(file: &str, sha256: String) -> faceunlock_core::contract::EmbedderEntry {
+    let (input, output) = contract(128);
+    faceunlock_core::contract::EmbedderEntry {
+        file: file.into(),
+        sha256,
+        input,
+        output,
+        crop_size: CROP_SIZE,
+        normalization: faceunlock_core::normalize::Normalization::IMAGENET,
+        thresholds: faceunlock_core::contract::Thresholds { far_1e3: 0.0, far_1e4: 0.0 },
+        parameters: 0,
+        provenance: Default::default(),
+    }
+}
+
 /// The tensor contract of an exported embedder with `dim` outputs.
 pub fn contract(dim: usize) -> (faceunlock_core::contract::TensorSpec, faceunlock_core::contract::TensorSpec) {
     use faceunlock_core::contract::TensorSpec;

@@ -15,6 +15,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod detector;
+pub mod distill;
 pub mod eval;
 pub mod export;
 pub mod inference;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 mod cli;
 mod detector_cli;
+mod distill_cli;
 
 #[derive(Parser)]
 #[command(name = "faceunlock-train", version, about = "Seg-Distilled-ID trainer: data, training, export, evaluation")]
@@ -42,6 +43,9 @@ enum Command {
     Pack(cli::PackArgs),
     /// Train the joint model (or the ID-only ablation).
     Train(Box<cli::TrainArgs>),
+    /// Distil an occlusion-robust student (MaskInv, triplet, soft-label, combined) from a
+    /// trained run, on synthetic masks over the teacher's own training faces.
+    Distill(distill_cli::DistillArgs),
     /// Measure training img/s of the model alone on this binary's backend (random batches).
     BenchStep(cli::BenchStepArgs),
     /// Evaluate an ONNX embedder on LFW folds 6-10 (accuracy, TAR at FAR) and calibrate.
@@ -74,6 +78,7 @@ fn run() -> Result<()> {
         Command::Landmarks(a) => cli::landmarks(a),
         Command::Pack(a) => cli::pack(a),
         Command::Train(a) => cli::train(*a),
+        Command::Distill(a) => distill_cli::distill(a),
         Command::BenchStep(a) => cli::bench_step(a),
         Command::Eval(a) => cli::eval(a),
         Command::Export(a) => cli::export(a).context("export failed"),

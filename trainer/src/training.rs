@@ -2,7 +2,7 @@
 //! saved next to the weights, one CSV row per epoch, progress bars.
 
 use crate::checkpoint::{load_run, save, start_or_resume};
-use crate::data::{Augment, Batch, Prepared, collate, prepare_refs};
+use crate::data::{Augment, Batch, PrepareError, Prepared, collate, prepare_refs};
 use crate::loss::{id_loss, seg_loss};
 use crate::model::{ModelConfig, SegDistilledId};
 use anyhow::{Context, Result};
@@ -47,7 +47,7 @@ pub struct TrainConfig {
 }
 
 /// Training steps between reads of the running loss (each read waits for the device).
-const SYNC_EVERY: usize = 25;
+pub(crate) const SYNC_EVERY: usize = 25;
 
 /// Where the loop stands; saved after every epoch so a run can resume.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -140,20 +140,21 @@ fn iou_counts<B: Backend>(logits: Tensor<B, 4>, batch: &Batch<B>) -> Tensor<B, 1
     Tensor::cat(inter.into_iter().chain(union).collect(), 0)
 }
 
-/// Prepared batches in order, produced on a worker thread one batch ahead of the consumer.
-fn batches<'a>(
+/// Batches of `refs` in `order`, each made by `make(items, batch seed)` on a worker thread one
+/// batch ahead of the consumer.
+pub(crate) fn batches<'a, T: Send + 'a>(
     refs: &'a [SampleRef],
     order: Vec<usize>,
     batch_size: usize,
-    augment: Augment,
     seed: u64,
     scope: &'a std::thread::Scope<'a, '_>,
-) -> std::sync::mpsc::Receiver<Vec<Prepared>> {
+    make: impl Fn(&[&SampleRef], u64) -> (Vec<T>, Vec<PrepareError>) + Send + 'a,
+) -> std::sync::mpsc::Receiver<Vec<T>> {
     let (tx, rx) = std::sync::mpsc::sync_channel(2);
     scope.spawn(move || {
         for (k, chunk) in order.chunks(batch_size).enumerate() {
             let items: Vec<&SampleRef> = chunk.iter().map(|i| &refs[*i]).collect();
-            let (ok, failed) = prepare_refs(&items, CropSpec::default(), augment, seed.wrapping_add(k as u64 * 7919));
+            let (ok, failed) = make(&items, seed.wrapping_add(k as u64 * 7919));
             for e in failed {
                 log::warn!("skipped: {e}");
             }
@@ -163,6 +164,47 @@ fn batches<'a>(
         }
     });
     rx
+}
+
+/// Prepared crops of `refs` for the joint model, batch by batch (see [`batches`]).
+fn crop_batches<'a>(refs: &'a [SampleRef], order: Vec<usize>, batch_size: usize, augment: Augment, seed: u64, scope: &'a std::thread::Scope<'a, '_>) -> std::sync::mpsc::Receiver<Vec<Prepared>> {
+    batches(refs, order, batch_size, seed, scope, move |items, seed| prepare_refs(items, CropSpec::default(), augment, seed))
+}
+
+/// An epoch's sample order: shuffled by `(seed, epoch)`, whole batches only (one batch shape per
+/// run: GPU kernels are tuned per shape), at most `steps` batches.
+pub(crate) fn epoch_order(len: usize, batch_size: usize, steps: Option<usize>, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..len).collect();
+    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1000).wrapping_add(epoch as u64)));
+    let whole = (order.len() / batch_size).max(1) * batch_size;
+    order.truncate(steps.map_or(whole, |steps| whole.min(steps * batch_size)));
+    order
+}
+
+/// Whether another epoch as long as the longest so far would end past `budget_minutes`.
+pub(crate) fn over_budget(budget_minutes: Option<f64>, started: Instant, longest_epoch_s: f64) -> bool {
+    let Some(budget) = budget_minutes else { return false };
+    let over = started.elapsed().as_secs_f64() + longest_epoch_s > budget * 60.0;
+    if over {
+        log::info!("stopping: another epoch (~{longest_epoch_s:.0} s) would exceed the {budget} min budget");
+    }
+    over
+}
+
+impl TrainState {
+    /// Record epoch `epoch`'s validation loss; true when it is the best so far.
+    pub fn record(&mut self, epoch: usize, val_loss: f64) -> bool {
+        self.epochs_done = epoch;
+        let best = self.best_val_loss.is_none_or(|b| val_loss < b);
+        if best {
+            self.best_val_loss = Some(val_loss);
+            self.best_epoch = epoch;
+            self.stale_epochs = 0;
+        } else {
+            self.stale_epochs += 1;
+        }
+        best
+    }
 }
 
 pub(crate) fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
@@ -181,7 +223,7 @@ pub fn validate<B: Backend>(model: &SegDistilledId<B>, refs: &[SampleRef], cfg: 
     let mut m = EpochMetrics::default();
     let (mut sums, mut ious) = (None, None);
     std::thread::scope(|scope| {
-        for items in batches(refs, (0..refs.len()).collect(), cfg.batch_size, Augment::NONE, cfg.seed, scope) {
+        for items in crop_batches(refs, (0..refs.len()).collect(), cfg.batch_size, Augment::NONE, cfg.seed, scope) {
             if items.is_empty() {
                 continue;
             }
@@ -225,19 +267,11 @@ pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], va
     let run_started = Instant::now();
     let mut longest_epoch = 0.0f64;
     while state.epochs_done < cfg.max_epochs && state.stale_epochs < cfg.patience {
-        if let Some(budget) = cfg.time_budget_minutes {
-            let elapsed = run_started.elapsed().as_secs_f64();
-            if elapsed + longest_epoch > budget * 60.0 {
-                log::info!("stopping: another epoch (~{longest_epoch:.0} s) would exceed the {budget} min budget");
-                break;
-            }
+        if over_budget(cfg.time_budget_minutes, run_started, longest_epoch) {
+            break;
         }
         let epoch = state.epochs_done + 1;
-        let mut order: Vec<usize> = (0..train_refs.len()).collect();
-        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1000).wrapping_add(epoch as u64)));
-        // Whole batches only: one batch shape per run (GPU kernels are tuned per shape).
-        let whole = (order.len() / cfg.batch_size).max(1) * cfg.batch_size;
-        order.truncate(cfg.steps_per_epoch.map_or(whole, |steps| whole.min(steps * cfg.batch_size)));
+        let order = epoch_order(train_refs.len(), cfg.batch_size, cfg.steps_per_epoch, cfg.seed, epoch);
         let bar = progress(order.len(), &format!("epoch {epoch}"));
         let started = Instant::now();
         let mut tm = EpochMetrics::default();
@@ -246,7 +280,7 @@ pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], va
         let mut sums: Option<Tensor<B, 1>> = None;
         std::thread::scope(|scope| {
             let seed = cfg.seed ^ (epoch as u64) << 32;
-            for (k, items) in batches(train_refs, order, cfg.batch_size, cfg.augment, seed, scope).into_iter().enumerate() {
+            for (k, items) in crop_batches(train_refs, order, cfg.batch_size, cfg.augment, seed, scope).into_iter().enumerate() {
                 if items.is_empty() {
                     continue;
                 }
@@ -293,15 +327,7 @@ pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], va
             val.miou
         );
         longest_epoch = longest_epoch.max(started.elapsed().as_secs_f64());
-        state.epochs_done = epoch;
-        let best = state.best_val_loss.is_none_or(|b| val.loss < b);
-        if best {
-            state.best_val_loss = Some(val.loss);
-            state.best_epoch = epoch;
-            state.stale_epochs = 0;
-        } else {
-            state.stale_epochs += 1;
-        }
+        let best = state.record(epoch, val.loss);
         save(dir, &model, &optim, &state, best)?;
         last_val = val;
     }

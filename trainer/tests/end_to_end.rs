@@ -4,9 +4,7 @@
 use burn::backend::Autodiff;
 use faceunlock::embed::Embedder;
 use faceunlock_core::align::Aligner;
-use faceunlock_core::contract::{EmbedderEntry, Thresholds};
 use faceunlock_core::geometry::CropSpec;
-use faceunlock_core::normalize::Normalization;
 use faceunlock_data::synth::{Generator, writer::write_dataset};
 use faceunlock_data::synth_set::SynthSet;
 use trainer::model::{EncoderConfig, ModelConfig};
@@ -37,18 +35,7 @@ fn trained_exported_model_matches_burn_in_tract() {
     let device = Default::default();
     let (_, model) = load_trained::<B>(&run, &device).unwrap();
     let onnx = trainer::export::export_onnx(&model.encoder, &model.id_head);
-    let (input, output) = trainer::export::contract(128);
-    let entry = EmbedderEntry {
-        file: "test.onnx".into(),
-        sha256: String::new(),
-        input,
-        output,
-        crop_size: 128,
-        normalization: Normalization::IMAGENET,
-        thresholds: Thresholds { far_1e3: 0.5, far_1e4: 0.6 },
-        parameters: model.shipped_parameters() as u64,
-        provenance: Default::default(),
-    };
+    let entry = trainer::export::embedder_entry("test.onnx", String::new());
     let mut embedder = Embedder::from_bytes(&run.join("test.onnx"), &onnx, &entry).unwrap();
 
     let mut aligner = Aligner::new(CropSpec::default());
@@ -59,7 +46,7 @@ fn trained_exported_model_matches_burn_in_tract() {
             aligner.align(&s.image, &s.landmarks.unwrap()).unwrap().clone()
         })
         .collect();
-    let burn_embeddings = trainer::inference::embed_crops(&model, &crops, &device);
+    let burn_embeddings = trainer::inference::embed_crops((&model.encoder, &model.id_head), &crops, &device);
     let mut worst = 0.0f32;
     for (crop, reference) in crops.iter().zip(&burn_embeddings) {
         let got = embedder.embed(crop).unwrap();

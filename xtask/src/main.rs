@@ -45,9 +45,10 @@ fn main() {
     }
 }
 
-/// The repository root (this crate sits in `xtask/`).
+/// The repository root (this crate sits in `xtask/`): from cargo's `CARGO_MANIFEST_DIR` at run
+/// time (`cargo xtask`, tests), else where this binary was compiled.
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from).join("..")
 }
 
 /// Where `qemu-aarch64 -L` finds the arm64 loader and libraries (`libc6-dev-arm64-cross`).

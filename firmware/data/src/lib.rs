@@ -34,11 +34,17 @@ pub use error::DataError;
 
 use std::path::PathBuf;
 
-/// Where the development data lives: `$FACEUNLOCK_SHARED`, else `shared/` beside the workspace.
+/// Where the development data lives: `$FACEUNLOCK_SHARED`, else `shared/` beside the workspace:
+/// the one cargo started this process in (tests, `cargo run`: its `CARGO_MANIFEST_DIR` is some
+/// package of it; a build cache shared between checkouts may hold a binary compiled in
+/// another), else the one this crate was compiled in.
 pub fn shared_root() -> PathBuf {
-    std::env::var_os("FACEUNLOCK_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+    if let Some(dir) = std::env::var_os("FACEUNLOCK_SHARED") {
+        return PathBuf::from(dir);
+    }
+    let started_in = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let workspace = started_in.as_deref().and_then(|dir| dir.ancestors().find(|a| a.join("Cargo.lock").is_file()).map(PathBuf::from));
+    workspace.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")).join("../shared")
 }
 
 /// A path under [`shared_root`], or `None` after saying loudly on stderr that it is absent:
