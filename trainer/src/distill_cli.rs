@@ -63,7 +63,7 @@ pub fn distill(a: DistillArgs) -> Result<()> {
         r.state.epochs_done,
         r.state.best_epoch,
         r.state.best_val_loss.unwrap_or(f64::NAN),
-        r.last_val.values[6],
+        r.last_val.cosine_to_teacher(),
         r.train_images_per_second
     );
     Ok(())

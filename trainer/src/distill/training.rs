@@ -39,6 +39,11 @@ impl DistillMetrics {
     pub fn loss(&self) -> f64 {
         self.values[0]
     }
+
+    /// Mean cosine between the student's and the teacher's embeddings of the same faces.
+    pub fn cosine_to_teacher(&self) -> f64 {
+        self.values[6]
+    }
 }
 
 /// A teacher run's split list (`train.jsonl`, `val.jsonl`) as samples: the student learns
@@ -189,7 +194,7 @@ pub fn distill<B: AutodiffBackend>(cfg: &DistillConfig, train_refs: &[SampleRef]
         let row: Vec<String> = train.values.iter().chain(&val.values).map(|v| format!("{v:.5}")).collect();
         writeln!(csv, "{epoch},{},{:.1},{throughput:.2}", row.join(","), started.elapsed().as_secs_f64())?;
         csv.flush()?;
-        log::info!("epoch {epoch}: train loss {:.4} | val loss {:.4}, cosine to teacher {:.3} | {throughput:.1} img/s", train.loss(), val.loss(), val.values[6]);
+        log::info!("epoch {epoch}: train loss {:.4} | val loss {:.4}, cosine to teacher {:.3} | {throughput:.1} img/s", train.loss(), val.loss(), val.cosine_to_teacher());
         longest_epoch = longest_epoch.max(started.elapsed().as_secs_f64());
         let best = state.record(epoch, val.loss());
         save(dir, &student, &optim, &state, best)?;
