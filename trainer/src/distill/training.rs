@@ -32,7 +32,6 @@ pub const STAT_NAMES: [&str; 7] = ["loss", "template_mse", "elastic_arc", "cross
 #[derive(Clone, Debug, Default)]
 pub struct DistillMetrics {
     pub values: [f64; 7],
-    pub images: usize,
 }
 
 impl DistillMetrics {
@@ -87,15 +86,17 @@ fn student_step<B: Backend>(student: &Student<B>, teacher: (Tensor<B, 2>, Tensor
     let w: LossWeights = cfg.weights();
     let embedding = student.embed(images_tensor(shown, CropSpec::default().size as usize, device));
     let labels = identities_tensor::<B>(shown, device);
-    let logits = || student.id_head.logits(embedding.clone());
-    let term = |weight: f64, f: &dyn Fn() -> Tensor<B, 1>| if weight > 0.0 { f() } else { Tensor::zeros([1], device) };
-    let terms = [
-        (w.template_mse, term(w.template_mse, &|| template_mse(embedding.clone(), teacher_embedding.clone()))),
-        (w.elastic_arc, term(w.elastic_arc, &|| elastic_arc(embedding.clone(), student.arc_centres.val(), labels.clone(), margins.clone(), cfg.arc_scale))),
-        (w.cross_entropy, term(w.cross_entropy, &|| id_loss(logits(), labels.clone()))),
-        (w.soft_label, term(w.soft_label, &|| soft_label(logits(), teacher_logits.clone(), cfg.temperature))),
-        (w.triplet, term(w.triplet, &|| triplet(embedding.clone(), teacher_embedding.clone(), labels.clone(), cfg.triplet_margin))),
+    // The classifier runs once, and only for the terms that read it.
+    let logits = (w.cross_entropy > 0.0 || w.soft_label > 0.0).then(|| student.id_head.logits(embedding.clone()));
+    let logits = || logits.clone().expect("computed for the terms that use it");
+    let terms: [(f64, &dyn Fn() -> Tensor<B, 1>); 5] = [
+        (w.template_mse, &|| template_mse(embedding.clone(), teacher_embedding.clone())),
+        (w.elastic_arc, &|| elastic_arc(embedding.clone(), student.arc_centres.val(), labels.clone(), margins.clone(), cfg.arc_scale)),
+        (w.cross_entropy, &|| id_loss(logits(), labels.clone())),
+        (w.soft_label, &|| soft_label(logits(), teacher_logits.clone(), cfg.temperature)),
+        (w.triplet, &|| triplet(embedding.clone(), teacher_embedding.clone(), labels.clone(), cfg.triplet_margin)),
     ];
+    let terms = terms.map(|(weight, term)| (weight, if weight > 0.0 { term() } else { Tensor::zeros([1], device) }));
     let loss = terms.iter().map(|(w, t)| t.clone() * *w).reduce(|a, b| a + b).expect("five terms");
     let cosine = (l2_normalize(embedding.clone()) * l2_normalize(teacher_embedding)).sum_dim(1).mean();
     let n = shown.len() as f64;
@@ -108,7 +109,7 @@ fn split_views(pairs: Vec<(Prepared, Prepared)>) -> (Vec<Prepared>, Vec<Prepared
 }
 
 fn to_metrics(sums: Option<Tensor<impl Backend, 1>>, images: usize) -> Result<DistillMetrics> {
-    let mut m = DistillMetrics { images, ..Default::default() };
+    let mut m = DistillMetrics::default();
     if let Some(s) = sums {
         let v = read_f64s(s).context("reading the step sums")?;
         m.values.iter_mut().zip(v).for_each(|(m, v)| *m = v / images.max(1) as f64);
@@ -145,10 +146,10 @@ pub struct DistillReport {
 /// Train (or resume) a student into `dir`, from the teacher run `cfg.teacher_run`.
 pub fn distill<B: AutodiffBackend>(cfg: &DistillConfig, train_refs: &[SampleRef], val_refs: &[SampleRef], dir: &Path, device: &B::Device) -> Result<DistillReport> {
     let teacher_dir = Path::new(&cfg.teacher_run);
-    let (_, teacher) = load_trained::<B::InnerBackend>(teacher_dir, device).with_context(|| format!("loading the teacher run {}", teacher_dir.display()))?;
-    let (_, init) = load_trained::<B>(teacher_dir, device)?;
-    let names = STAT_NAMES.join(",");
-    let header = format!("epoch,{},{},seconds,train_img_per_s", names.split(',').map(|n| format!("train_{n}")).collect::<Vec<_>>().join(","), names.split(',').map(|n| format!("val_{n}")).collect::<Vec<_>>().join(","));
+    let (_, init) = load_trained::<B>(teacher_dir, device).with_context(|| format!("loading the teacher run {}", teacher_dir.display()))?;
+    let teacher = init.valid();
+    let columns: Vec<String> = ["train", "val"].iter().flat_map(|split| STAT_NAMES.iter().map(move |n| format!("{split}_{n}"))).collect();
+    let header = format!("epoch,{},seconds,train_img_per_s", columns.join(","));
     let mut student = Student::from_teacher(init);
     if cfg.weights().elastic_arc > 0.0 && !has_checkpoint(dir) {
         student.arc_centres = Param::from_tensor(Tensor::from_inner(class_centres(&teacher, train_refs, cfg.batch_size, device)?));
