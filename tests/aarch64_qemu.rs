@@ -1,4 +1,4 @@
-//! The firmware's unit tests and the golden-embedding check, cross-built for aarch64 and run under
+//! The firmware's unit tests and the golden embedding and detection checks, cross-built for aarch64 and run under
 //! qemu-user twice: as a Cortex-A53 (Pi 3) with `TRACT_CPU_AARCH64_KIND=a53`, and as a
 //! Cortex-A76 (an ARMv8.2 core, as the A55 tuning assumes) with `TRACT_CPU_AARCH64_KIND=a55`.
 //! Needs the `aarch64-unknown-linux-gnu` rustup target, `aarch64-linux-gnu-gcc` and
@@ -40,7 +40,7 @@ fn firmware_tests_pass_on_aarch64_under_qemu() {
     for (cpu, kind) in [("cortex-a53", "a53"), ("cortex-a76", "a55")] {
         let out = Command::new(env!("CARGO"))
             .current_dir(faceunlock_e2e::repo_root())
-            .args(["test", "--target", TARGET, "-p", "faceunlock-core", "-p", "faceunlock", "--lib", "--test", "golden_embedding", "--", "--nocapture"])
+            .args(["test", "--target", TARGET, "-p", "faceunlock-core", "-p", "faceunlock", "--lib", "--test", "golden_embedding", "--test", "golden_detection", "--", "--nocapture"])
             .env("CARGO_TARGET_DIR", &target_dir)
             .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc")
             .env("CC_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-gcc")
@@ -55,6 +55,8 @@ fn firmware_tests_pass_on_aarch64_under_qemu() {
         let golden: Vec<&str> = text.lines().filter(|l| l.starts_with("embedding") && l.contains(".json on aarch64")).collect();
         assert_eq!(golden.len(), shipped_manifests, "the golden check did not run for every models/manifest*.toml on {cpu}:\n{tail}");
         golden.iter().for_each(|g| eprintln!("{cpu}: {g}"));
+        let detection = text.lines().find(|l| l.starts_with("detection.json on aarch64")).unwrap_or_else(|| panic!("the golden detection check did not run on {cpu}:\n{tail}"));
+        eprintln!("{cpu}: {detection}");
         let passed: usize = text.lines().filter_map(|l| l.strip_prefix("test result: ok. ")).filter_map(|l| l.split(' ').next()?.parse::<usize>().ok()).sum();
         assert!(passed >= 20, "expected the firmware's unit tests to run on {cpu}, {passed} passed:\n{tail}");
     }

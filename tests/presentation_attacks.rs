@@ -1,6 +1,6 @@
 //! The liveness check in a verification: with matching forced to accept everyone, what decides
-//! is whether the face turning in front of the camera is a head or a picture. Needs the YuNet
-//! detector from `../shared` until our own detector ships.
+//! is whether the face turning in front of the camera is a head or a picture. With the shipped
+//! detector (`models/`).
 
 use faceunlock::app::{AttemptReport, Unlocker};
 use faceunlock::frame::ImageFiles;
@@ -9,11 +9,11 @@ use faceunlock_data::synth::attack::{Attempt, Presentation};
 use std::path::Path;
 
 /// An unlocker with alice enrolled and a threshold every face passes.
-fn unlocker(dir: &Path, yunet: &Path, liveness: bool) -> Unlocker {
+fn unlocker(dir: &Path, liveness: bool) -> Unlocker {
     let mut cfg = faceunlock_e2e::config(&dir.join("state"));
     cfg.decision.threshold = Some(-1.0);
     cfg.liveness.enabled = liveness;
-    let mut u = Unlocker::open(cfg, Some(yunet)).unwrap();
+    let mut u = Unlocker::open(cfg, None).unwrap();
     let g = Generator::new(7);
     let enrol = faceunlock::demo::render_views(&g, 0, &faceunlock::demo::enrol_views(), &dir.join("enrol")).unwrap();
     u.enroll("alice", &mut ImageFiles::from_list(enrol, false)).unwrap();
@@ -37,9 +37,8 @@ fn verify(u: &mut Unlocker, attempt: &Attempt, dir: &Path) -> AttemptReport {
 
 #[test]
 fn a_turning_head_unlocks_and_a_picture_of_it_does_not() {
-    let Some(yunet) = faceunlock_e2e::shared_file("models/yunet.onnx") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let mut u = unlocker(dir.path(), &yunet, true);
+    let mut u = unlocker(dir.path(), true);
     let g = Generator::new(2);
     for person in 0..3 {
         let live = verify(&mut u, &g.live_attempt(person), &dir.path().join(format!("live{person}")));
@@ -64,9 +63,8 @@ fn a_turning_head_unlocks_and_a_picture_of_it_does_not() {
 
 #[test]
 fn without_the_check_the_same_picture_unlocks() {
-    let Some(yunet) = faceunlock_e2e::shared_file("models/yunet.onnx") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let mut u = unlocker(dir.path(), &yunet, false);
+    let mut u = unlocker(dir.path(), false);
     let g = Generator::new(2);
     let attack = (0..20).map(|p| g.attack_attempt(p)).find(|a| !a.still && a.presentation == Presentation::Print).unwrap();
     let r = verify(&mut u, &attack, &dir.path().join("attack"));

@@ -13,7 +13,7 @@ use crate::templates::{TemplateStore, write_atomic};
 use embedded_hal::digital::OutputPin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, bail};
-use faceunlock_core::contract::{Manifest, read_verified};
+use faceunlock_core::contract::Manifest;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -35,10 +35,7 @@ fn load_detector(cfg: &Config, manifest: &Manifest, manifest_path: &Path, explic
     let models_dir = manifest_path.parent().unwrap_or(Path::new("."));
     let mut det = match (explicit, &manifest.detector) {
         (Some(path), _) => YuNet::from_file(path, cfg.detector.input_size)?,
-        (None, Some(entry)) => {
-            let path = models_dir.join(&entry.file);
-            YuNet::with_contract(&path, &read_verified(&path, &entry.sha256)?, cfg.detector.input_size, Some(&entry.input.name))?
-        }
+        (None, Some(entry)) => YuNet::from_manifest(models_dir, entry, cfg.detector.input_size)?,
         (None, None) => bail!(
             "{} has no [detector] entry and no --detector was given; for development pass --detector ../shared/models/yunet.onnx",
             manifest_path.display()

@@ -40,6 +40,8 @@ pub enum DetectError {
     InputSize([u32; 2]),
     #[error("detection failed: {0}")]
     Run(String),
+    #[error(transparent)]
+    Contract(#[from] faceunlock_core::contract::ContractError),
 }
 
 pub trait FaceDetector {
@@ -65,6 +67,14 @@ impl YuNet {
     /// Load a YuNet-compatible model for a fixed input size `[width, height]`.
     pub fn from_bytes(path: &Path, bytes: &[u8], size: [u32; 2]) -> Result<Self, DetectError> {
         Self::with_contract(path, bytes, size, None)
+    }
+
+    /// Load the manifest's detector `entry.file` (relative to `models_dir`), refusing it unless
+    /// its sha256 and its input name match the manifest.
+    pub fn from_manifest(models_dir: &Path, entry: &faceunlock_core::contract::DetectorEntry, size: [u32; 2]) -> Result<Self, DetectError> {
+        let path = models_dir.join(&entry.file);
+        let bytes = faceunlock_core::contract::read_verified(&path, &entry.sha256)?;
+        Self::with_contract(&path, &bytes, size, Some(&entry.input.name))
     }
 
     /// As [`Self::from_bytes`]; with `input_name`, the model's input must carry that name (the

@@ -1,6 +1,6 @@
 //! Process-level faults, with the real `faceunlock` binary and the shipped embedder: a process
 //! killed mid-enrol leaves the previous store intact and readable, and SIGTERM during the
-//! service loop leaves the relay locked. Needs the YuNet detector from `../shared`.
+//! service loop leaves the relay locked. With the shipped models (`models/manifest.toml`).
 
 use faceunlock::config::Config;
 use faceunlock::frame::ImageFiles;
@@ -11,10 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
-
-fn yunet() -> Option<PathBuf> {
-    faceunlock_data::shared_or_skip("models/yunet.onnx")
-}
 
 fn manifest_path() -> PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from).join("../models/manifest.toml")
@@ -38,9 +34,9 @@ fn faces(dir: &Path, person: u32) -> PathBuf {
     out
 }
 
-fn enroll(config: &Path, detector: &Path, name: &str, source: &Path) -> Command {
+fn enroll(config: &Path, name: &str, source: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_faceunlock"));
-    c.args(["--config"]).arg(config).arg("--detector").arg(detector).args(["enroll", "--name", name, "--source"]).arg(source);
+    c.args(["--config"]).arg(config).args(["enroll", "--name", name, "--source"]).arg(source);
     c.env("RUST_LOG", "warn");
     c
 }
@@ -53,21 +49,20 @@ fn open_store(dir: &Path) -> TemplateStore {
 
 #[test]
 fn a_process_killed_mid_enrol_leaves_the_previous_store_intact() {
-    let Some(det) = yunet() else { return };
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path());
     let alice = faces(dir.path(), 0);
     let bob = faces(dir.path(), 1);
-    assert!(enroll(&config, &det, "alice", &alice).status().unwrap().success());
+    assert!(enroll(&config, "alice", &alice).status().unwrap().success());
     let before = open_store(dir.path()).people().to_vec();
     assert_eq!(before.len(), 1);
 
     // How long a full enrolment takes, then kills spread over that span.
     let t = Instant::now();
-    assert!(enroll(&config, &det, "bob", &bob).status().unwrap().success());
+    assert!(enroll(&config, "bob", &bob).status().unwrap().success());
     let full = t.elapsed();
     for i in 0..10u32 {
-        let mut child = enroll(&config, &det, &format!("bob{i}"), &bob).spawn().unwrap();
+        let mut child = enroll(&config, &format!("bob{i}"), &bob).spawn().unwrap();
         std::thread::sleep(full.mul_f64(f64::from(i) / 10.0));
         child.kill().unwrap();
         child.wait().unwrap();
@@ -87,11 +82,10 @@ fn a_process_killed_mid_enrol_leaves_the_previous_store_intact() {
 #[test]
 fn sigterm_in_the_service_loop_leaves_the_relay_locked() {
     use embedded_hal_mock::eh1::digital::{Mock, State, Transaction};
-    let Some(det) = yunet() else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut cfg: Config = Config::from_toml(&std::fs::read_to_string(write_config(dir.path())).unwrap()).unwrap();
     cfg.decision.attempt_timeout_ms = 200;
-    let mut u = faceunlock::app::Unlocker::open(cfg, Some(&det)).unwrap();
+    let mut u = faceunlock::app::Unlocker::open(cfg, None).unwrap();
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, std::sync::Arc::clone(&stop)).unwrap();
     // Locked at start, locked when the loop ends, locked again on drop; never energised.

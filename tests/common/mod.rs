@@ -1,10 +1,9 @@
 //! Helpers for the end-to-end tests in `tests/`: where the shipped models and the shared
-//! development data are, and an unlocker wired to them.
+//! development data are, and an unlocker wired to the shipped models.
 //!
 //! ```no_run
-//! let Some(yunet) = faceunlock_e2e::shared_file("models/yunet.onnx") else { return };
 //! let dir = tempfile::tempdir().unwrap();
-//! let unlocker = faceunlock_e2e::unlocker(dir.path(), &yunet).unwrap();
+//! let unlocker = faceunlock_e2e::unlocker(dir.path()).unwrap();
 //! assert!(unlocker.threshold > 0.0);
 //! ```
 
@@ -18,8 +17,6 @@ pub fn repo_root() -> PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
-pub use faceunlock_data::shared_or_skip as shared_file;
-
 /// Config using the shipped `models/manifest.toml` and a state directory of the test's own.
 pub fn config(state_dir: &Path) -> Config {
     Config {
@@ -29,6 +26,7 @@ pub fn config(state_dir: &Path) -> Config {
     }
 }
 
-pub fn unlocker(state_dir: &Path, detector: &Path) -> anyhow::Result<Unlocker> {
-    Unlocker::open(config(state_dir), Some(detector))
+/// An unlocker with the shipped detector and embedder (`models/manifest.toml`).
+pub fn unlocker(state_dir: &Path) -> anyhow::Result<Unlocker> {
+    Unlocker::open(config(state_dir), None)
 }

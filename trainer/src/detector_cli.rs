@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use trainer::detector::data::{LabelledFace, LabelledImage, Source, load_labels, load_sources, save_labels, synth_labels};
 use trainer::detector::eval::{DetectorScore, generated_sources, score};
+use trainer::detector::export::score_shift;
 use trainer::detector::training::{DetectorTrainConfig, load_trained, train};
 use trainer::sources::{TEST_FOLDS, TRAIN_FOLDS};
 
@@ -133,11 +134,27 @@ pub struct ExportDetectorArgs {
     run: PathBuf,
     #[arg(long)]
     out: PathBuf,
+    /// The trained net's score threshold (tuned with `eval-detector --threshold` on folds 1-5)
+    /// that the exported model's score maps onto the firmware's default threshold.
+    #[arg(long, default_value_t = firmware_threshold())]
+    threshold: f32,
+}
+
+/// The firmware's default detector score threshold.
+fn firmware_threshold() -> f32 {
+    faceunlock::config::DetectorConfig::default().score_threshold
 }
 
 pub fn export_detector(a: ExportDetectorArgs) -> Result<()> {
     let (_, net) = load_trained::<burn::backend::Flex>(&a.run, &Default::default())?;
-    crate::cli::write_model(&a.out, &trainer::detector::export::export_detector(&net), net.trainable_parameters())
+    if !(0.0..1.0).contains(&a.threshold) || a.threshold == 0.0 {
+        bail!("--threshold {}: expected a probability strictly between 0 and 1", a.threshold);
+    }
+    let shift = score_shift(a.threshold, firmware_threshold());
+    if shift != 0.0 {
+        println!("score calibrated: the firmware's {} is the trained net's {} (logit shift {shift:+.4})", firmware_threshold(), a.threshold);
+    }
+    crate::cli::write_model(&a.out, &trainer::detector::export::export_detector(&net, shift), net.trainable_parameters())
 }
 
 #[derive(Args)]
@@ -152,8 +169,8 @@ pub struct EvalDetectorArgs {
     /// The teacher, scored on the generated set too when present.
     #[arg(long, default_value_os_t = shared("models/yunet.onnx"))]
     teacher: PathBuf,
-    /// Score threshold of the evaluated detector (the firmware's default is 0.6).
-    #[arg(long, default_value_t = 0.6)]
+    /// Score threshold of the evaluated detector (default: the firmware's).
+    #[arg(long, default_value_t = firmware_threshold())]
     threshold: f32,
     /// Teacher faces below this score are not counted as faces to find.
     #[arg(long, default_value_t = 0.6)]

@@ -1,5 +1,6 @@
 //! Train the detector a few steps on generated faces → export ONNX → run it in tract: every
-//! output (YuNet's layout) equals Burn's within 1e-4, and the firmware's decoder accepts it.
+//! output (YuNet's layout, the score calibrated by a logit shift) equals Burn's within 1e-4, and
+//! the firmware's decoder accepts it.
 
 use burn::backend::Autodiff;
 use burn::tensor::{Tensor as BurnTensor, TensorData};
@@ -37,7 +38,9 @@ fn trained_exported_detector_matches_burn_in_tract() {
 
     let device = Default::default();
     let (_, net) = load_trained::<B>(&run, &device).unwrap();
-    let onnx = trainer::detector::export::export_detector(&net);
+    // Exported calibrated: the firmware's 0.6 acts as 0.4 of the trained net.
+    let shift = trainer::detector::export::score_shift(0.4, 0.6);
+    let onnx = trainer::detector::export::export_detector(&net, shift);
 
     // A generated frame, at a size other than the training one (the graph is size-agnostic).
     let (w, h) = (96usize, 64usize);
@@ -63,7 +66,7 @@ fn trained_exported_detector_matches_burn_in_tract() {
     assert_eq!(out.len(), names.len());
     let mut worst = 0.0f32;
     for (k, level) in levels.into_iter().enumerate() {
-        let prob = cells_last(sigmoid(level.score));
+        let prob = cells_last(sigmoid(level.score.add_scalar(shift)));
         let expected = [prob.clone(), prob, cells_last(level.bbox), cells_last(level.kps)];
         for (j, want) in expected.iter().enumerate() {
             let got = out[4 * k + j].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap();

@@ -18,7 +18,7 @@ pub struct Options {
     /// A package already built (skips `cargo deb`).
     #[arg(long)]
     pub deb: Option<PathBuf>,
-    /// A detector ONNX to install and use until the manifest ships one (issue 6).
+    /// A detector ONNX to install and use instead of the manifest's `[detector]`.
     #[arg(long)]
     pub detector: Option<PathBuf>,
     #[arg(long, default_value_t = 50)]

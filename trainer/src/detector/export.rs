@@ -2,7 +2,8 @@
 //! and W symbolic), outputs `cls_s`, `obj_s` `[1, cells, 1]`, `bbox_s` `[1, cells, 4]`, `kps_s`
 //! `[1, cells, 10]` for strides 8, 16, 32, cells row-major. Batch norm is folded into the
 //! convolutions. The net has one face probability; `obj_s` repeats it, so the firmware's score
-//! `√(cls·obj)` is that probability.
+//! `√(cls·obj)` is that probability. A score shift, added to every face logit, calibrates the
+//! exported score to the firmware's threshold ([`score_shift`]).
 
 use super::model::{DetectorNet, PIXEL_OFFSET, PIXEL_SCALE};
 use crate::export::{GraphBuilder, ints, tensor_type_named};
@@ -19,10 +20,18 @@ fn cells_last(g: &mut GraphBuilder, x: String, channels: usize) -> String {
     g.node("Reshape", vec![t, shape], vec![])
 }
 
-pub fn export_detector<B: Backend>(net: &DetectorNet<B>) -> Vec<u8> {
+/// The logit shift that makes `firmware_threshold` on the exported score mean `threshold` on the
+/// trained net's probability (sigmoid is monotonic, so the faces kept are exactly the same).
+pub fn score_shift(threshold: f32, firmware_threshold: f32) -> f32 {
+    let logit = |p: f32| (p / (1.0 - p)).ln();
+    logit(firmware_threshold) - logit(threshold)
+}
+
+pub fn export_detector<B: Backend>(net: &DetectorNet<B>, score_shift: f32) -> Vec<u8> {
     let mut g = GraphBuilder::default();
     let scale = g.constant("pixel_scale", &[], vec![PIXEL_SCALE]);
     let offset = g.constant("pixel_offset", &[], vec![PIXEL_OFFSET]);
+    let shift = g.constant("score_shift", &[], vec![score_shift]);
     let scaled = g.node("Mul", vec![INPUT_NAME.into(), scale], vec![]);
     let mut x = g.node("Add", vec![scaled, offset], vec![]);
     x = g.conv_bn(x, &net.stem);
@@ -38,7 +47,8 @@ pub fn export_detector<B: Backend>(net: &DetectorNet<B>) -> Vec<u8> {
         let (head, stride) = (&net.heads[i - 1], STRIDES[i - 1]);
         let c = g.conv_bn(x.clone(), &head.context);
         let logit = g.conv(c.clone(), &head.score);
-        let prob = g.node("Sigmoid", vec![logit], vec![]);
+        let shifted = g.node("Add", vec![logit, shift.clone()], vec![]);
+        let prob = g.node("Sigmoid", vec![shifted], vec![]);
         cells_last(&mut g, prob, 1);
         g.name_last_output(&format!("cls_{stride}"));
         g.node("Identity", vec![format!("cls_{stride}")], vec![]);
@@ -56,4 +66,19 @@ pub fn export_detector<B: Backend>(net: &DetectorNet<B>) -> Vec<u8> {
     let input = value(INPUT_NAME, &[Ok(1), Ok(3), Err("height"), Err("width")]);
     let outputs = outputs.iter().map(|(name, stride, n)| value(name, &[Ok(1), Err(&format!("cells_{stride}")), Ok(*n)])).collect();
     g.finish("faceunlock_detector", vec![input], outputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::score_shift;
+
+    #[test]
+    fn the_shift_maps_the_trained_threshold_onto_the_firmware_s() {
+        let sigmoid = |x: f32| 1.0 / (1.0 + (-x).exp());
+        let logit = |p: f32| (p / (1.0 - p)).ln();
+        assert_eq!(score_shift(0.6, 0.6), 0.0);
+        for t in [0.2f32, 0.45, 0.8] {
+            assert!((sigmoid(logit(t) + score_shift(t, 0.6)) - 0.6).abs() < 1e-6, "threshold {t}");
+        }
+    }
 }
