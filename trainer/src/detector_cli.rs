@@ -147,7 +147,7 @@ fn firmware_threshold() -> f32 {
 
 pub fn export_detector(a: ExportDetectorArgs) -> Result<()> {
     let (_, net) = load_trained::<burn::backend::Flex>(&a.run, &Default::default())?;
-    if !(0.0..1.0).contains(&a.threshold) || a.threshold == 0.0 {
+    if !(a.threshold > 0.0 && a.threshold < 1.0) {
         bail!("--threshold {}: expected a probability strictly between 0 and 1", a.threshold);
     }
     let shift = score_shift(a.threshold, firmware_threshold());
