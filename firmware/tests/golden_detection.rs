@@ -5,11 +5,13 @@
 //! (`FACEUNLOCK_BLESS=1 cargo test -p faceunlock --test golden_detection` renders the frame and
 //! writes it); `tests/aarch64_qemu.rs` runs this test under qemu as a Cortex-A53 and an A76.
 
+mod common;
+
+use common::{repo, shipped_manifests};
 use faceunlock::config::DetectorConfig;
 use faceunlock::detect::{Detection, FaceDetector, YuNet, iou};
 use faceunlock_core::contract::Manifest;
 use faceunlock_core::geometry::Landmarks5;
-use std::path::PathBuf;
 
 /// Max abs difference of box and landmark coordinates (pixels) and of the score.
 const PIXEL_TOLERANCE: f32 = 1e-2;
@@ -28,35 +30,17 @@ struct Golden {
     landmarks: [[f32; 2]; 5],
 }
 
-fn repo() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from).join("..")
-}
-
-/// Every shipped manifest with its `[detector]`, if it has one.
-fn shipped_detectors() -> Vec<(PathBuf, Option<faceunlock_core::contract::DetectorEntry>)> {
-    let mut found: Vec<_> = std::fs::read_dir(repo().join("models"))
-        .unwrap()
-        .filter_map(|e| {
-            let path = e.unwrap().path();
-            let name = path.file_name()?.to_str()?;
-            (name.starts_with("manifest") && name.ends_with(".toml")).then(|| (path.clone(), Manifest::load(&path).unwrap().detector))
-        })
-        .collect();
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    found
-}
-
 fn max_diff<'a>(a: impl IntoIterator<Item = &'a f32>, b: impl IntoIterator<Item = &'a f32>) -> f32 {
     a.into_iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 #[test]
 fn the_shipped_detector_finds_the_generated_face_and_its_golden_detection_on_this_cpu() {
-    let manifests = shipped_detectors();
-    let default = manifests.iter().find(|(p, _)| p.ends_with("models/manifest.toml"));
-    assert!(default.is_some_and(|(_, d)| d.is_some()), "models/manifest.toml is missing or has no [detector]");
+    let manifests: Vec<_> = shipped_manifests().into_iter().map(|p| (Manifest::load(&p).unwrap().detector, p)).collect();
+    let default = manifests.iter().find(|(_, p)| p.ends_with("models/manifest.toml"));
+    assert!(default.is_some_and(|(d, _)| d.is_some()), "models/manifest.toml is missing or has no [detector]");
     // One check per model file: manifests may share a detector.
-    let mut detectors: Vec<_> = manifests.into_iter().filter_map(|(p, d)| Some((p, d?))).collect();
+    let mut detectors: Vec<_> = manifests.into_iter().filter_map(|(d, p)| Some((p, d?))).collect();
     detectors.dedup_by(|a, b| a.1.sha256 == b.1.sha256);
     let dir = repo().join("firmware/tests/golden");
     let (frame_path, golden_path) = (dir.join("frame.png"), dir.join("detection.json"));
@@ -92,8 +76,7 @@ fn the_shipped_detector_finds_the_generated_face_and_its_golden_detection_on_thi
         assert_eq!(g.model_sha256, entry.sha256, "{} was written for another detector than {}'s; re-bless it on x86_64", golden_path.display(), manifest.display());
 
         let overlap = iou(&f.face_box, &g.truth_box);
-        let truth_marks = Landmarks5(g.truth_landmarks);
-        let nme = f.landmarks.0.iter().zip(&truth_marks.0).map(|(a, b)| (a[0] - b[0]).hypot(a[1] - b[1])).sum::<f32>() / 5.0 / truth_marks.inter_ocular();
+        let nme = f.landmarks.nme(&Landmarks5(g.truth_landmarks));
         assert!(overlap >= 0.5 && nme <= 0.10, "{}: IoU {overlap:.3} with the drawn face, landmark error {nme:.3} of the inter-ocular distance", manifest.display());
 
         let (boxes, marks) = (max_diff(&f.face_box, &g.face_box), max_diff(f.landmarks.0.iter().flatten(), g.landmarks.iter().flatten()));

@@ -5,9 +5,12 @@
 //! which also renders the crop); `cargo xtask cross-test` runs this test for aarch64 under qemu
 //! with `TRACT_CPU_AARCH64_KIND=a53` and `=a55`.
 
+mod common;
+
+use common::{repo, shipped_manifests};
 use faceunlock::embed::Embedder;
 use faceunlock_core::contract::Manifest;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Max abs difference allowed per component of the L2-normalised embedding.
 const TOLERANCE: f32 = 1e-4;
@@ -19,10 +22,6 @@ struct Golden {
     embedding: Vec<f32>,
 }
 
-fn repo() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from).join("..")
-}
-
 fn bless(crop_path: &Path, crop_size: u32) {
     use faceunlock_data::synth::{Generator, View};
     let g = Generator::new(3);
@@ -31,30 +30,23 @@ fn bless(crop_path: &Path, crop_size: u32) {
     aligner.align(&face.image, &face.landmarks).unwrap().save(crop_path).unwrap();
 }
 
-/// Every manifest shipped in `models/` (`manifest.toml`, `manifest-masked.toml` …) with the
-/// golden file of its embedder (`embedding.json`, `embedding-masked.json` …).
-fn shipped_manifests() -> Vec<(PathBuf, String)> {
-    let mut found: Vec<(PathBuf, String)> = std::fs::read_dir(repo().join("models"))
-        .unwrap()
-        .filter_map(|e| {
-            let path = e.unwrap().path();
-            let name = path.file_name()?.to_str()?.to_string();
-            let suffix = name.strip_prefix("manifest")?.strip_suffix(".toml")?.to_string();
-            Some((path, format!("embedding{suffix}.json")))
-        })
-        .collect();
-    found.sort();
-    found
+/// The golden file of a shipped manifest's embedder: `manifest.toml` → `embedding.json`,
+/// `manifest-masked.toml` → `embedding-masked.json` …
+fn golden_name(manifest: &Path) -> String {
+    let name = manifest.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let suffix = name.strip_prefix("manifest").and_then(|n| n.strip_suffix(".toml")).unwrap_or_default();
+    format!("embedding{suffix}.json")
 }
 
 #[test]
 fn shipped_embedders_give_their_golden_embeddings_on_this_cpu() {
     let manifests = shipped_manifests();
-    assert!(manifests.iter().any(|(p, _)| p.ends_with("models/manifest.toml")), "models/manifest.toml is missing: {manifests:?}");
+    assert!(manifests.iter().any(|p| p.ends_with("models/manifest.toml")), "models/manifest.toml is missing: {manifests:?}");
     let dir = repo().join("firmware/tests/golden");
     let crop_path = dir.join("crop.png");
     let blessing = std::env::var_os("FACEUNLOCK_BLESS").is_some();
-    for (manifest_path, golden_name) in manifests {
+    for manifest_path in manifests {
+        let golden_name = golden_name(&manifest_path);
         let entry = Manifest::load(&manifest_path).unwrap().embedder.unwrap_or_else(|| panic!("{} has no [embedder]", manifest_path.display()));
         let golden_path = dir.join(&golden_name);
         if blessing && golden_name == "embedding.json" {

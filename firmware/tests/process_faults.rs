@@ -2,6 +2,8 @@
 //! killed mid-enrol leaves the previous store intact and readable, and SIGTERM during the
 //! service loop leaves the relay locked. With the shipped models (`models/manifest.toml`).
 
+mod common;
+
 use faceunlock::config::Config;
 use faceunlock::frame::ImageFiles;
 use faceunlock::relay::Relay;
@@ -13,7 +15,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 fn manifest_path() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from).join("../models/manifest.toml")
+    common::repo().join("models/manifest.toml")
 }
 
 fn write_config(dir: &Path) -> PathBuf {

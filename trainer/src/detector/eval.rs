@@ -37,9 +37,7 @@ fn score_image(det: &mut YuNet, src: &Source) -> Result<ImageResult> {
         let best = found.iter().enumerate().filter(|(i, _)| !used[*i]).map(|(i, d)| (i, iou(&d.face_box, &face.face_box))).max_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((i, _)) = best.filter(|(_, o)| *o >= MIN_IOU) {
             used[i] = true;
-            let iod = face.landmarks.inter_ocular().max(1.0) as f64;
-            let err: f64 = found[i].landmarks.0.iter().zip(&face.landmarks.0).map(|(a, b)| ((a[0] - b[0]) as f64).hypot((a[1] - b[1]) as f64)).sum::<f64>() / 5.0;
-            nmes.push(err / iod);
+            nmes.push(found[i].landmarks.nme(&face.landmarks));
         }
     }
     Ok((src.faces.len(), nmes, used.iter().filter(|u| !**u).count()))
