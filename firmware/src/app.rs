@@ -7,7 +7,8 @@ use crate::detect::YuNet;
 use crate::embed::{Embedder, cosine};
 use crate::frame::{FrameError, FrameSource};
 use crate::liveness::{self, Assessment, Track};
-use crate::pipeline::{FaceOutcome, Pipeline, StageTimes};
+use crate::cost::Meter;
+use crate::pipeline::{FaceOutcome, Pipeline, StageCosts};
 use crate::relay::Relay;
 use crate::templates::{TemplateStore, write_atomic};
 use embedded_hal::digital::OutputPin;
@@ -92,7 +93,7 @@ impl Unlocker {
         let mut report = EnrollReport::default();
         let prompts = ["look at the camera", "turn your head slightly left", "turn your head slightly right", "tilt your chin up a little", "tilt your chin down a little"];
         log::info!("enrolling {name}: {}", prompts[0]);
-        let mut times = StageTimes::default();
+        let mut costs = StageCosts::default();
         let mut track = Track::default();
         while templates.len() < wanted && report.frames < wanted * 6 {
             let frame = match source.next_frame() {
@@ -101,7 +102,7 @@ impl Unlocker {
                 Err(e) => return Err(e.into()),
             };
             report.frames += 1;
-            match self.pipeline.process(frame.image, &mut times)? {
+            match self.pipeline.process(frame.image, &mut costs)? {
                 FaceOutcome::NoFace => report.no_face += 1,
                 FaceOutcome::Skipped(why, _) => {
                     report.skipped += 1;
@@ -143,7 +144,7 @@ impl Unlocker {
     /// attempt's faces has been judged a head; a track judged flat ends the attempt as a suspected
     /// presentation attack, and an undecided one asks for a head turn and extends the attempt by
     /// `turn_timeout_ms`.
-    pub fn attempt(&mut self, source: &mut dyn FrameSource, mut on_frame: impl FnMut(&StageTimes)) -> Result<AttemptReport> {
+    pub fn attempt(&mut self, source: &mut dyn FrameSource, mut on_frame: impl FnMut(&StageCosts)) -> Result<AttemptReport> {
         let cfg = self.config.decision.clone();
         let live_cfg = self.config.liveness.clone();
         let mut voter = Voter::new(cfg.votes, cfg.window);
@@ -158,9 +159,9 @@ impl Unlocker {
                 Err(FrameError::Exhausted(_)) => break,
                 Err(e) => return Err(e.into()),
             };
-            let mut times = StageTimes { capture: frame.capture, decode: frame.decode, ..Default::default() };
+            let mut costs = StageCosts { capture: frame.capture, decode: frame.decode, ..Default::default() };
             r.frames += 1;
-            let outcome = self.pipeline.process(frame.image, &mut times)?;
+            let outcome = self.pipeline.process(frame.image, &mut costs)?;
             let vote = match outcome {
                 FaceOutcome::NoFace => {
                     r.no_face += 1;
@@ -171,9 +172,9 @@ impl Unlocker {
                     None
                 }
                 FaceOutcome::Embedded { embedding, .. } => {
-                    let t = Instant::now();
+                    let meter = Meter::start();
                     let m = best_match(self.store.people(), embedding);
-                    times.matching = t.elapsed();
+                    costs.matching = meter.stop();
                     r.faces += 1;
                     Some(match m {
                         Some(m) if m.score >= self.threshold => {
@@ -189,13 +190,13 @@ impl Unlocker {
                 }
             };
             if vote.is_some() && live_cfg.enabled {
-                let t = Instant::now();
+                let meter = Meter::start();
                 let a = track.push(self.pipeline.last_crop());
-                times.liveness = t.elapsed();
+                costs.liveness = meter.stop();
                 r.liveness = Some(a);
                 judged = judged.or(a.verdict(&live_cfg));
             }
-            on_frame(&times);
+            on_frame(&costs);
             let Some(person) = vote.and_then(|v| voter.push(v)) else { continue };
             match (live_cfg.enabled, judged) {
                 (false, _) | (true, liveness::Verdict::Live) => {

@@ -5,7 +5,7 @@
 
 use crate::config::LivenessConfig;
 use crate::liveness::{Assessment, Track, Verdict};
-use crate::pipeline::{FaceOutcome, Pipeline, PipelineError, StageTimes};
+use crate::pipeline::{FaceOutcome, Pipeline, PipelineError, StageCosts};
 use faceunlock_data::synth::Generator;
 use faceunlock_data::synth::attack::{Attempt, Presentation};
 use serde::Serialize;
@@ -50,7 +50,7 @@ pub fn score(pipeline: &mut Pipeline, person: u32, attempt: &Attempt) -> Result<
     let mut track = Track::default();
     let mut assessments = Vec::with_capacity(attempt.frames.len());
     for frame in &attempt.frames {
-        if let FaceOutcome::Embedded { .. } = pipeline.process(&frame.image, &mut StageTimes::default())? {
+        if let FaceOutcome::Embedded { .. } = pipeline.process(&frame.image, &mut StageCosts::default())? {
             assessments.push(track.push(pipeline.last_crop()));
         }
     }

@@ -5,12 +5,13 @@
 //! disappears (unplug) and comes back.
 
 use crate::config::CameraConfig;
+use crate::cost::Meter;
 use crate::frame::{Frame, FrameError, FrameSource, bt601_to_rgb};
 use crate::newest::{self, Newest, Publisher};
 use image::RgbImage;
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use v4l::buffer::Type;
 use v4l::io::mmap::Stream;
 use v4l::io::traits::CaptureStream;
@@ -151,12 +152,12 @@ pub fn yuyv_to_rgb(data: &[u8], out: &mut RgbImage) {
 
 impl FrameSource for V4lCamera {
     fn next_frame(&mut self) -> Result<Frame<'_>, FrameError> {
-        let t0 = Instant::now();
+        let meter = Meter::start();
         let data = self.frames.wait(Duration::from_secs(3)).map_err(|m| cam_err(&self.origin, m))?;
-        let capture = t0.elapsed();
-        let t1 = Instant::now();
+        let capture = meter.stop();
+        let meter = Meter::start();
         decode(&self.format, &self.origin, data, &mut self.image)?;
-        Ok(Frame { image: &self.image, capture, decode: t1.elapsed(), origin: &self.origin })
+        Ok(Frame { image: &self.image, capture, decode: meter.stop(), origin: &self.origin })
     }
 
     fn describe(&self) -> String {

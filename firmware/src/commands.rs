@@ -5,7 +5,7 @@ use faceunlock::app::{Unlocker, Verdict};
 use faceunlock::bench::{summarize, table};
 use faceunlock::config::{Config, RelayBackend};
 use faceunlock::frame::{FrameSource, ImageFiles};
-use faceunlock::pipeline::{FaceOutcome, StageTimes};
+use faceunlock::pipeline::{FaceOutcome, StageCosts};
 use faceunlock::relay::{DryRunPin, Relay};
 use std::path::Path;
 use std::sync::Arc;
@@ -86,11 +86,11 @@ pub fn list(u: &Unlocker) -> Result<i32> {
 
 pub fn embed(mut u: Unlocker, images: &[std::path::PathBuf]) -> Result<i32> {
     let mut failures = 0;
-    let mut times = StageTimes::default();
+    let mut costs = StageCosts::default();
     for path in images {
         let line = match image::open(path) {
             Err(e) => serde_json::json!({"image": path, "error": format!("not a decodable image: {e}")}),
-            Ok(img) => match u.pipeline.process(&img.to_rgb8(), &mut times) {
+            Ok(img) => match u.pipeline.process(&img.to_rgb8(), &mut costs) {
                 Ok(FaceOutcome::Embedded { embedding, face, .. }) => serde_json::json!({"image": path, "score": face.score, "embedding": embedding}),
                 Ok(FaceOutcome::NoFace) => serde_json::json!({"image": path, "error": "no face found"}),
                 Ok(FaceOutcome::Skipped(why, _)) => serde_json::json!({"image": path, "error": format!("face skipped: {why:?}")}),
@@ -106,7 +106,7 @@ pub fn embed(mut u: Unlocker, images: &[std::path::PathBuf]) -> Result<i32> {
 /// Frames of one attempt in the bench's liveness timing.
 const ATTEMPT_FRAMES: usize = faceunlock_data::synth::attack::ATTEMPT_FRAMES;
 
-pub fn bench(mut u: Unlocker, cfg: &Config, frames: usize, source: Option<&Path>, json: Option<&Path>, alloc: &crate::alloc_count::Counting) -> Result<i32> {
+pub fn bench(mut u: Unlocker, cfg: &Config, frames: usize, source: Option<&Path>, json: Option<&Path>) -> Result<i32> {
     if frames < 2 {
         bail!("--frames must be at least 2 (one cold, the rest warm)");
     }
@@ -122,34 +122,22 @@ pub fn bench(mut u: Unlocker, cfg: &Config, frames: usize, source: Option<&Path>
     let people = u.store.people().to_vec();
     let mut environment = faceunlock::environment::Environment::start(cfg);
     let mut recorded = Vec::with_capacity(frames);
-    let mut warm_allocs = 0u64;
     let mut track = faceunlock::liveness::Track::default();
     for i in 0..frames {
-        let before = alloc.count();
         let frame = src.next_frame()?;
-        let mut t = StageTimes { capture: frame.capture, decode: frame.decode, ..Default::default() };
-        if let FaceOutcome::Embedded { embedding, .. } = u.pipeline.process(frame.image, &mut t)? {
-            let m0 = Instant::now();
-            std::hint::black_box(faceunlock::decision::best_match(&people, embedding));
-            t.matching = m0.elapsed();
-            // As in an attempt of ATTEMPT_FRAMES frames: the first face starts the track, each
-            // later one is tracked against it.
-            if i % ATTEMPT_FRAMES == 0 {
-                track.clear();
-            }
-            let l0 = Instant::now();
-            std::hint::black_box(track.push(u.pipeline.last_crop()));
-            t.liveness = l0.elapsed();
+        let mut costs = StageCosts { capture: frame.capture, decode: frame.decode, ..Default::default() };
+        // As in an attempt of ATTEMPT_FRAMES frames: the first face starts the track, each later
+        // one is tracked against it.
+        if i % ATTEMPT_FRAMES == 0 {
+            track.clear();
         }
-        if i > 0 {
-            warm_allocs += alloc.count() - before;
-        }
-        recorded.push(t);
+        faceunlock::bench::measure_frame(&mut u.pipeline, &people, &mut track, frame.image, &mut costs)?;
+        recorded.push(costs);
     }
     environment.finish(cfg);
     let stats = summarize(&recorded);
     print!("{}", table(&stats));
-    let per_frame = warm_allocs as f64 / (frames - 1) as f64;
+    let per_frame = stats.last().map_or(0.0, |total| total.allocations);
     println!("heap allocations per warm frame: {per_frame:.1}");
     let report = serde_json::json!({
         "frames": frames,

@@ -3,7 +3,7 @@
 
 use crate::app::Unlocker;
 use crate::frame::ImageFiles;
-use crate::pipeline::StageTimes;
+use crate::pipeline::StageCosts;
 use anyhow::{Context, Result};
 use faceunlock_data::synth::{Generator, View};
 use std::path::{Path, PathBuf};
@@ -41,7 +41,7 @@ pub struct DemoResult {
     pub genuine: Vec<(String, f32, Option<String>, f32)>,
     /// (person, accepted as) for strangers.
     pub impostor: Vec<(String, Option<String>, f32)>,
-    pub frames: Vec<StageTimes>,
+    pub frames: Vec<StageCosts>,
 }
 
 pub fn run(unlocker: &mut Unlocker, work: &Path, seed: u64) -> Result<DemoResult> {

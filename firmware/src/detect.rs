@@ -3,7 +3,7 @@
 //! width are multiples of 32. YuNet from `../shared` serves development; our own distilled
 //! detector has the same contract.
 
-use crate::tensor_io::{f32_slice, fill_f32};
+use crate::tensor_io::{f32_slice, refill_input};
 use faceunlock_core::align::warp_into;
 use faceunlock_core::geometry::{Landmarks5, Similarity};
 use faceunlock_core::grid::{self, STRIDES};
@@ -55,7 +55,7 @@ pub struct YuNet {
     size: [u32; 2],
     /// Output index of cls, obj, bbox, kps for each stride.
     outputs: [[usize; 4]; 3],
-    input: Tensor,
+    input: Arc<Tensor>,
     canvas: RgbImage,
     pub score_threshold: f32,
     pub nms_iou: f32,
@@ -115,12 +115,13 @@ impl YuNet {
             state: model.into_runnable().and_then(|plan| plan.spawn()).map_err(err)?,
             size,
             outputs,
-            input: Tensor::zero::<f32>(&shape).map_err(err)?,
+            input: Arc::new(Tensor::zero::<f32>(&shape).map_err(err)?),
             canvas: RgbImage::new(size[0], size[1]),
             score_threshold: 0.6,
             nms_iou: 0.3,
             found: heapless::Vec::new(),
-            candidates: Vec::with_capacity(256),
+            // One per anchor at most: decoding never grows it.
+            candidates: Vec::with_capacity(STRIDES.iter().map(|s| size[0] as usize / s * (size[1] as usize / s)).sum()),
         })
     }
 
@@ -157,7 +158,7 @@ impl YuNet {
                 });
             }
         }
-        self.candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
+        self.candidates.sort_unstable_by(|a, b| b.score.total_cmp(&a.score));
         self.found.clear();
         for c in &self.candidates {
             if self.found.iter().all(|f| iou(&f.face_box, &c.face_box) < self.nms_iou) && self.found.push(*c).is_err() {
@@ -174,7 +175,7 @@ impl FaceDetector for YuNet {
         warp_into(frame, &Similarity { a: 1.0 / scale, b: 0.0, tx: 0.0, ty: 0.0 }, &mut self.canvas);
         let plane = (self.size[0] * self.size[1]) as usize;
         let canvas = &self.canvas;
-        fill_f32(&mut self.input, |buf| {
+        let input = refill_input(&mut self.input, |buf| {
             for (i, px) in canvas.as_raw().chunks_exact(3).enumerate() {
                 // BGR order, raw 0..255.
                 buf[i] = px[2] as f32;
@@ -183,7 +184,7 @@ impl FaceDetector for YuNet {
             }
         })
         .map_err(|e| DetectError::Run(e.to_string()))?;
-        let out = self.state.run(tvec!(self.input.clone().into())).map_err(|e| DetectError::Run(format!("{e:#}")))?;
+        let out = self.state.run(tvec!(input)).map_err(|e| DetectError::Run(format!("{e:#}")))?;
         self.decode(&out, scale)?;
         Ok(&self.found)
     }

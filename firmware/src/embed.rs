@@ -1,7 +1,7 @@
 //! The face embedder: an ONNX model run by tract, checked against its manifest entry at load
 //! (sha256, input/output names and shapes), optimised once, then fed aligned crops.
 
-use crate::tensor_io::{f32_slice, fill_f32};
+use crate::tensor_io::{f32_slice, refill_input};
 use faceunlock_core::contract::{self, ContractError, EmbedderEntry, TensorSpec};
 use faceunlock_core::normalize::Normalization;
 use image::RgbImage;
@@ -29,7 +29,7 @@ pub enum EmbedError {
 pub struct Embedder {
     /// The optimised plan's run state, kept across frames (its buffers are reused).
     state: TypedSimpleState,
-    input: Tensor,
+    input: Arc<Tensor>,
     normalization: Normalization,
     crop_size: u32,
     dim: usize,
@@ -73,7 +73,7 @@ impl Embedder {
         let state = typed.into_runnable().and_then(|plan| plan.spawn()).map_err(load_err(path))?;
         Ok(Self {
             state,
-            input: Tensor::zero::<f32>(&shape).map_err(load_err(path))?,
+            input: Arc::new(Tensor::zero::<f32>(&shape).map_err(load_err(path))?),
             normalization: entry.normalization,
             crop_size: entry.crop_size,
             dim,
@@ -95,8 +95,8 @@ impl Embedder {
             return Err(EmbedError::CropSize { expected: self.crop_size, found: crop.dimensions() });
         }
         let normalization = self.normalization;
-        fill_f32(&mut self.input, |buf| normalization.write_chw(crop, buf)).map_err(|e| EmbedError::Run(e.to_string()))?;
-        let out = self.state.run(tvec!(self.input.clone().into())).map_err(|e| EmbedError::Run(format!("{e:#}")))?;
+        let input = refill_input(&mut self.input, |buf| normalization.write_chw(crop, buf)).map_err(|e| EmbedError::Run(e.to_string()))?;
+        let out = self.state.run(tvec!(input)).map_err(|e| EmbedError::Run(format!("{e:#}")))?;
         let raw = f32_slice(&out[0]).map_err(|e| EmbedError::Run(e.to_string()))?;
         self.output.copy_from_slice(&raw[..self.dim]);
         l2_normalize(&mut self.output);

@@ -1,9 +1,9 @@
 //! Frame sources behind one trait: a still image, a directory replayed in name order, and
 //! (feature `v4l`) a V4L2 camera; `rpicam-vid` for Pi CSI cameras.
 
+use crate::cost::{Cost, Meter};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -21,9 +21,9 @@ pub enum FrameError {
 pub struct Frame<'a> {
     pub image: &'a RgbImage,
     /// Waiting for / reading the raw frame.
-    pub capture: Duration,
+    pub capture: Cost,
     /// Turning it into RGB.
-    pub decode: Duration,
+    pub decode: Cost,
     /// Where it came from (file name or device), for logs.
     pub origin: &'a str,
 }
@@ -40,12 +40,14 @@ pub fn bt601_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
     [c + 1.596 * v, c - 0.392 * u - 0.813 * v, c + 2.017 * u].map(|x| x.round().clamp(0.0, 255.0) as u8)
 }
 
-pub fn decode_file(path: &Path, into: &mut RgbImage) -> Result<(Duration, Duration), FrameError> {
-    let t0 = Instant::now();
+/// Read and decode an image file into `into`: what the reading and the decoding cost.
+pub fn decode_file(path: &Path, into: &mut RgbImage) -> Result<(Cost, Cost), FrameError> {
+    let meter = Meter::start();
     let bytes = std::fs::read(path).map_err(|e| FrameError::Source { path: path.into(), message: e.to_string() })?;
-    let t1 = Instant::now();
+    let read = meter.stop();
+    let meter = Meter::start();
     *into = image::load_from_memory(&bytes).map_err(|e| FrameError::Decode { path: path.into(), message: e.to_string() })?.to_rgb8();
-    Ok((t1 - t0, t1.elapsed()))
+    Ok((read, meter.stop()))
 }
 
 /// One image, served again and again (decoded once).
@@ -53,7 +55,7 @@ pub struct StillImage {
     path: PathBuf,
     origin: String,
     image: RgbImage,
-    decode: Duration,
+    decode: Cost,
 }
 
 impl StillImage {
@@ -66,7 +68,7 @@ impl StillImage {
 
 impl FrameSource for StillImage {
     fn next_frame(&mut self) -> Result<Frame<'_>, FrameError> {
-        Ok(Frame { image: &self.image, capture: Duration::ZERO, decode: self.decode, origin: &self.origin })
+        Ok(Frame { image: &self.image, capture: Cost::default(), decode: self.decode, origin: &self.origin })
     }
     fn describe(&self) -> String {
         format!("still image {}", self.path.display())

@@ -20,6 +20,7 @@ pub mod board;
 #[cfg(feature = "v4l")]
 pub mod camera;
 pub mod config;
+pub mod cost;
 pub mod decision;
 pub mod demo;
 pub mod detect;

@@ -7,11 +7,10 @@ use faceunlock::config::Config;
 use faceunlock::frame::{FrameSource, ImageFiles, StillImage};
 use std::path::{Path, PathBuf};
 
-mod alloc_count;
 mod commands;
 
 #[global_allocator]
-static ALLOC: alloc_count::Counting = alloc_count::Counting;
+static ALLOC: faceunlock::cost::CountingAllocator = faceunlock::cost::CountingAllocator;
 
 #[derive(Parser)]
 #[command(name = "faceunlock", version, about = "Face unlock: enrol, verify, run, bench, doctor")]
@@ -160,7 +159,7 @@ fn run() -> Result<i32> {
             Ok(0)
         }
         Command::Embed { images } => commands::embed(open(cfg)?, images),
-        Command::Bench { frames, source, json } => commands::bench(open(cfg.clone())?, &cfg, *frames, source.as_deref(), json.as_deref(), &ALLOC),
+        Command::Bench { frames, source, json } => commands::bench(open(cfg.clone())?, &cfg, *frames, source.as_deref(), json.as_deref()),
         Command::Doctor => Ok(commands::doctor(&cfg, detector)),
         Command::Lock => commands::lock(&cfg),
         Command::Demo { seed } => commands::demo(cfg, detector, *seed),

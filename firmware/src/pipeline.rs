@@ -1,13 +1,13 @@
-//! One frame through the stages: detect → align → quality gate → embed, timing each stage.
-//! Buffers are owned and reused, so a warm pipeline does no per-frame image allocation.
+//! One frame through the stages: detect → align → quality gate → embed, measuring each stage's
+//! [`Cost`]. Buffers are owned and reused, so a warm pipeline does no per-frame image allocation.
 
+use crate::cost::{Cost, Meter};
 use crate::detect::{DetectError, Detection, FaceDetector};
 use crate::embed::{EmbedError, Embedder};
 use crate::quality::{self, Quality, Rejection};
 use faceunlock_core::align::{AlignError, Aligner};
 use faceunlock_core::geometry::CropSpec;
 use image::RgbImage;
-use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -19,17 +19,18 @@ pub enum PipelineError {
     Embed(#[from] EmbedError),
 }
 
-/// Time spent in each stage for one frame (zero for stages not reached).
+/// What each stage of one frame cost (zero for stages not reached).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct StageTimes {
-    pub capture: Duration,
-    pub decode: Duration,
-    pub detect: Duration,
-    pub align: Duration,
-    pub embed: Duration,
-    pub matching: Duration,
+pub struct StageCosts {
+    pub capture: Cost,
+    pub decode: Cost,
+    pub detect: Cost,
+    /// Alignment and the quality measures of the crop.
+    pub align: Cost,
+    pub embed: Cost,
+    pub matching: Cost,
     /// The liveness check's share of the frame (tracking against the attempt's first face).
-    pub liveness: Duration,
+    pub liveness: Cost,
 }
 
 /// What a frame yielded.
@@ -67,21 +68,21 @@ impl Pipeline {
     }
 
     /// Process one frame: the largest face wide enough is aligned, gated and embedded.
-    pub fn process(&mut self, frame: &RgbImage, times: &mut StageTimes) -> Result<FaceOutcome<'_>, PipelineError> {
-        let t = Instant::now();
+    pub fn process(&mut self, frame: &RgbImage, costs: &mut StageCosts) -> Result<FaceOutcome<'_>, PipelineError> {
+        let meter = Meter::start();
         let face = self.main_face(frame)?;
-        times.detect = t.elapsed();
+        costs.detect = meter.stop();
         let Some(face) = face else { return Ok(FaceOutcome::NoFace) };
-        let t = Instant::now();
+        let meter = Meter::start();
         let crop = self.aligner.align(frame, &face.landmarks)?;
         let q = quality::measure(crop);
-        times.align = t.elapsed();
+        costs.align = meter.stop();
         if let Some(why) = q.check(&self.gate) {
             return Ok(FaceOutcome::Skipped(why, q));
         }
-        let t = Instant::now();
+        let meter = Meter::start();
         let embedding = self.embedder.embed(self.aligner.crop())?;
-        times.embed = t.elapsed();
+        costs.embed = meter.stop();
         Ok(FaceOutcome::Embedded { face, embedding, quality: q })
     }
 }

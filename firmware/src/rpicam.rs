@@ -5,12 +5,13 @@
 //! newest complete one.
 
 use crate::config::CameraConfig;
+use crate::cost::Meter;
 use crate::frame::{Frame, FrameError, FrameSource, bt601_to_rgb};
 use crate::newest::{self, Newest};
 use image::RgbImage;
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct RpicamSource {
     program: String,
@@ -84,11 +85,12 @@ pub fn i420_to_rgb(i420: &[u8], out: &mut RgbImage) {
 
 impl FrameSource for RpicamSource {
     fn next_frame(&mut self) -> Result<Frame<'_>, FrameError> {
-        let t0 = Instant::now();
+        let meter = Meter::start();
         let i420 = self.frames.wait(Duration::from_secs(2)).map_err(|m| camera_error(&self.program, m))?;
-        let t1 = Instant::now();
+        let capture = meter.stop();
+        let meter = Meter::start();
         i420_to_rgb(i420, &mut self.image);
-        Ok(Frame { image: &self.image, capture: t1 - t0, decode: t1.elapsed(), origin: &self.origin })
+        Ok(Frame { image: &self.image, capture, decode: meter.stop(), origin: &self.origin })
     }
 
     fn describe(&self) -> String {

@@ -19,45 +19,56 @@ const SMOOTHING: usize = 8;
 
 /// A grey image, high-passed (its local mean over about [`SMOOTHING`] pixels removed) and scaled
 /// to unit variance: glare sliding over a print, or light shifting over a turning face, changes
-/// brightness smoothly and so does not look like motion. Pixel centres sit at `i + 0.5`.
+/// brightness smoothly and so does not look like motion. Pixel centres sit at `i + 0.5`. Refilled
+/// in place, so a warm image allocates nothing.
+#[derive(Default)]
 pub struct Grey {
     width: usize,
     height: usize,
     px: Vec<f32>,
 }
 
+/// `v` holding `len` zeros, reusing its storage.
+fn zeroed(v: &mut Vec<f32>, len: usize) {
+    v.clear();
+    v.resize(len, 0.0);
+}
+
 impl Grey {
-    pub fn from_rgb(img: &RgbImage) -> Self {
+    /// This image from `img`; `smooth` and `pass` are scratch space for the local mean.
+    fn fill_from_rgb(&mut self, img: &RgbImage, [smooth, pass]: &mut [Vec<f32>; 2]) {
         let (width, height) = (img.width() as usize, img.height() as usize);
-        let luma: Vec<f32> = img.pixels().map(|p| 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])).collect();
-        let mut smooth = luma.clone();
+        (self.width, self.height) = (width, height);
+        self.px.clear();
+        self.px.extend(img.pixels().map(|p| 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])));
+        smooth.clear();
+        smooth.extend_from_slice(&self.px);
         for _ in 0..2 {
-            smooth = box_blur(&smooth, width, height, SMOOTHING / 2, [1, width]);
-            smooth = box_blur(&smooth, width, height, SMOOTHING / 2, [width, 1]);
+            box_blur(smooth, pass, width, height, SMOOTHING / 2, [1, width]);
+            box_blur(pass, smooth, width, height, SMOOTHING / 2, [width, 1]);
         }
-        let px: Vec<f32> = luma.iter().zip(&smooth).map(|(v, m)| v - m).collect();
-        let std = (px.iter().map(|v| v * v).sum::<f32>() / px.len().max(1) as f32).sqrt().max(1e-3);
-        Self { width, height, px: px.into_iter().map(|v| v / std).collect() }
+        self.px.iter_mut().zip(smooth.iter()).for_each(|(v, m)| *v -= m);
+        let std = (self.px.iter().map(|v| v * v).sum::<f32>() / self.px.len().max(1) as f32).sqrt().max(1e-3);
+        self.px.iter_mut().for_each(|v| *v /= std);
     }
 
-    /// 2×2 box average: the next pyramid level.
-    fn half(&self) -> Self {
-        let (width, height) = (self.width / 2, self.height / 2);
-        let at = |x: usize, y: usize| self.px[y * self.width + x];
-        let px = (0..height).flat_map(|y| (0..width).map(move |x| (x, y))).map(|(x, y)| 0.25 * (at(2 * x, 2 * y) + at(2 * x + 1, 2 * y) + at(2 * x, 2 * y + 1) + at(2 * x + 1, 2 * y + 1))).collect();
-        Self { width, height, px }
+    /// The 2×2 box average of `full`: its next pyramid level.
+    fn fill_half(&mut self, full: &Grey) {
+        let (width, height) = (full.width / 2, full.height / 2);
+        (self.width, self.height) = (width, height);
+        let at = |x: usize, y: usize| full.px[y * full.width + x];
+        self.px.clear();
+        self.px.extend((0..height).flat_map(|y| (0..width).map(move |x| (x, y))).map(|(x, y)| 0.25 * (at(2 * x, 2 * y) + at(2 * x + 1, 2 * y) + at(2 * x, 2 * y + 1) + at(2 * x + 1, 2 * y + 1))));
     }
 
-    /// `p ↦ self(h(p))`: the image moved back through `h`, on the same pixel grid.
-    fn warped(&self, h: &Homography) -> Self {
-        let px = (0..self.height)
-            .flat_map(|y| (0..self.width).map(move |x| [x as f32 + 0.5, y as f32 + 0.5]))
-            .map(|p| {
-                let [x, y] = h.apply(p);
-                self.at(x, y)
-            })
-            .collect();
-        Self { width: self.width, height: self.height, px }
+    /// `p ↦ src(h(p))`: `src` moved back through `h`, on the same pixel grid.
+    fn fill_warped(&mut self, src: &Grey, h: &Homography) {
+        (self.width, self.height) = (src.width, src.height);
+        self.px.clear();
+        self.px.extend((0..src.height).flat_map(|y| (0..src.width).map(move |x| [x as f32 + 0.5, y as f32 + 0.5])).map(|p| {
+            let [x, y] = h.apply(p);
+            src.at(x, y)
+        }));
     }
 
     /// Bilinear sample at continuous coordinates, clamped at the border.
@@ -71,11 +82,11 @@ impl Grey {
     }
 }
 
-/// Mean over `2·radius + 1` samples along one axis (`stride` = `[step along the axis, step
-/// across it]`), the window clamped at the ends.
-fn box_blur(src: &[f32], width: usize, height: usize, radius: usize, stride: [usize; 2]) -> Vec<f32> {
+/// `out` = the mean of `src` over `2·radius + 1` samples along one axis (`stride` = `[step along
+/// the axis, step across it]`), the window clamped at the ends.
+fn box_blur(src: &[f32], out: &mut Vec<f32>, width: usize, height: usize, radius: usize, stride: [usize; 2]) {
     let (len, lines) = if stride[0] == 1 { (width, height) } else { (height, width) };
-    let mut out = vec![0.0; src.len()];
+    zeroed(out, src.len());
     for line in 0..lines {
         let at = |i: usize| src[line * stride[1] + i * stride[0]];
         for i in 0..len {
@@ -83,31 +94,44 @@ fn box_blur(src: &[f32], width: usize, height: usize, radius: usize, stride: [us
             out[line * stride[1] + i * stride[0]] = (lo..=hi).map(at).sum::<f32>() / (hi - lo + 1) as f32;
         }
     }
-    out
 }
 
-/// An image and its half-resolution copy.
-pub struct Pyramid([Grey; LEVELS]);
+/// An image and its half-resolution copy, with the scratch space refilling it takes: refilled
+/// in place, so a warm pyramid allocates nothing.
+#[derive(Default)]
+pub struct Pyramid {
+    levels: [Grey; LEVELS],
+    scratch: [Vec<f32>; 2],
+}
 
 impl Pyramid {
     pub fn of(img: &RgbImage) -> Self {
-        Self::from_full(Grey::from_rgb(img))
+        let mut p = Self::default();
+        p.fill(img);
+        p
     }
 
-    fn from_full(full: Grey) -> Self {
-        let half = full.half();
-        Self([full, half])
+    /// Make this the pyramid of `img`.
+    pub fn fill(&mut self, img: &RgbImage) {
+        let [full, half] = &mut self.levels;
+        full.fill_from_rgb(img, &mut self.scratch);
+        half.fill_half(full);
     }
 
-    /// `p ↦ self(h(p))`: this image with the motion `h` taken out.
-    pub fn warped(&self, h: &Homography) -> Self {
-        Self::from_full(self.0[0].warped(h))
+    /// Make this `p ↦ src(h(p))`: `src` with the motion `h` taken out.
+    pub fn fill_warped(&mut self, src: &Pyramid, h: &Homography) {
+        let [full, half] = &mut self.levels;
+        full.fill_warped(&src.levels[0], h);
+        half.fill_half(full);
     }
 
     pub fn size(&self) -> [usize; 2] {
-        [self.0[0].width, self.0[0].height]
+        [self.levels[0].width, self.levels[0].height]
     }
 }
+
+/// Samples of a tracking window.
+const WINDOW_AREA: usize = ((2 * HALF_WINDOW + 1) * (2 * HALF_WINDOW + 1)) as usize;
 
 /// Where `p` of `from` lies in `to`: coarse to fine, each level refining the displacement by
 /// Gauss–Newton on the window's intensities. `None` for a flat window or a diverging solve.
@@ -115,21 +139,22 @@ fn track_point(from: &Pyramid, to: &Pyramid, p: [f32; 2]) -> Option<[f32; 2]> {
     let mut d = [0.0f32; 2];
     for level in (0..LEVELS).rev() {
         let s = 0.5f32.powi(level as i32);
-        let (a, b) = (&from.0[level], &to.0[level]);
+        let (a, b) = (&from.levels[level], &to.levels[level]);
         let c = [p[0] * s, p[1] * s];
         let offsets = (-HALF_WINDOW..=HALF_WINDOW).flat_map(|dy| (-HALF_WINDOW..=HALF_WINDOW).map(move |dx| (dx as f32, dy as f32)));
-        let mut window = Vec::with_capacity(((2 * HALF_WINDOW + 1) * (2 * HALF_WINDOW + 1)) as usize);
+        // Per sample: offset x, y, intensity and gradient x, y in `from`.
+        let mut window = [[0.0f32; 5]; WINDOW_AREA];
         let (mut gxx, mut gxy, mut gyy) = (0.0f32, 0.0f32, 0.0f32);
-        for (dx, dy) in offsets {
+        for ((dx, dy), sample) in offsets.zip(&mut window) {
             let (x, y) = (c[0] + dx, c[1] + dy);
             let gx = 0.5 * (a.at(x + 1.0, y) - a.at(x - 1.0, y));
             let gy = 0.5 * (a.at(x, y + 1.0) - a.at(x, y - 1.0));
             gxx += gx * gx;
             gxy += gx * gy;
             gyy += gy * gy;
-            window.push((dx, dy, a.at(x, y), gx, gy));
+            *sample = [dx, dy, a.at(x, y), gx, gy];
         }
-        let n = window.len() as f32;
+        let n = WINDOW_AREA as f32;
         let det = gxx * gyy - gxy * gxy;
         let min_eigen = 0.5 * (gxx + gyy - ((gxx - gyy).powi(2) + 4.0 * gxy * gxy).sqrt()) / n;
         if level == 0 && min_eigen < MIN_TEXTURE || det.abs() < 1e-9 {
@@ -137,7 +162,7 @@ fn track_point(from: &Pyramid, to: &Pyramid, p: [f32; 2]) -> Option<[f32; 2]> {
         }
         for _ in 0..ITERATIONS {
             let (mut bx, mut by) = (0.0f32, 0.0f32);
-            for &(dx, dy, va, gx, gy) in &window {
+            for &[dx, dy, va, gx, gy] in &window {
                 let diff = va - b.at(c[0] + d[0] + dx, c[1] + d[1] + dy);
                 bx += gx * diff;
                 by += gy * diff;
@@ -158,21 +183,20 @@ fn track_point(from: &Pyramid, to: &Pyramid, p: [f32; 2]) -> Option<[f32; 2]> {
     Some([p[0] + d[0], p[1] + d[1]])
 }
 
-/// Track `points` from `from` to `to`; returns the pairs `(start, end)` whose window had texture
-/// and, when `round_trip` is set, whose track back from `end` returned within
-/// [`MAX_ROUND_TRIP`] pixels of `start` (twice the work; drops points that slid or were hidden).
-pub fn track(from: &Pyramid, to: &Pyramid, points: &[[f32; 2]], round_trip: bool) -> Vec<([f32; 2], [f32; 2])> {
-    points
-        .iter()
-        .filter_map(|&p| {
-            let q = track_point(from, to, p)?;
-            if !round_trip {
-                return Some((p, q));
-            }
-            let back = track_point(to, from, q)?;
-            ((back[0] - p[0]).hypot(back[1] - p[1]) <= MAX_ROUND_TRIP).then_some((p, q))
-        })
-        .collect()
+/// Track `points` from `from` to `to` into `tracks` (emptied first): the pairs `(start, end)`
+/// whose window had texture and, when `round_trip` is set, whose track back from `end` returned
+/// within [`MAX_ROUND_TRIP`] pixels of `start` (twice the work; drops points that slid or were
+/// hidden).
+pub fn track(from: &Pyramid, to: &Pyramid, points: &[[f32; 2]], round_trip: bool, tracks: &mut Vec<([f32; 2], [f32; 2])>) {
+    tracks.clear();
+    tracks.extend(points.iter().filter_map(|&p| {
+        let q = track_point(from, to, p)?;
+        if !round_trip {
+            return Some((p, q));
+        }
+        let back = track_point(to, from, q)?;
+        ((back[0] - p[0]).hypot(back[1] - p[1]) <= MAX_ROUND_TRIP).then_some((p, q))
+    }));
 }
 
 #[cfg(test)]
@@ -192,7 +216,8 @@ mod tests {
     fn a_shifted_card_is_tracked_to_a_tenth_of_a_pixel() {
         let (a, b) = (Pyramid::of(&card(0.0, 0.0)), Pyramid::of(&card(3.4, -2.2)));
         let points: Vec<[f32; 2]> = (0..4).flat_map(|i| (0..4).map(move |j| [20.0 + 8.0 * i as f32, 20.0 + 8.0 * j as f32])).collect();
-        let tracks = track(&a, &b, &points, true);
+        let mut tracks = Vec::new();
+        track(&a, &b, &points, true, &mut tracks);
         assert!(tracks.len() >= 12, "only {} of 16 points tracked", tracks.len());
         for (p, q) in tracks {
             assert!((q[0] - p[0] - 3.4).abs() < 0.1 && (q[1] - p[1] + 2.2).abs() < 0.1, "{p:?} → {q:?}");
@@ -202,6 +227,8 @@ mod tests {
     #[test]
     fn a_flat_window_is_not_tracked() {
         let flat = Pyramid::of(&RgbImage::from_pixel(32, 32, image::Rgb([90, 90, 90])));
-        assert!(track(&flat, &flat, &[[16.0, 16.0]], false).is_empty());
+        let mut tracks = vec![([0.0; 2], [0.0; 2])];
+        track(&flat, &flat, &[[16.0, 16.0]], false, &mut tracks);
+        assert!(tracks.is_empty());
     }
 }

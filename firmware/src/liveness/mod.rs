@@ -59,33 +59,6 @@ impl Verdict {
 }
 
 impl Assessment {
-    /// Track the inner face from `first` to `last` (aligned crops of the same size) and fit both
-    /// models to the tracks.
-    pub fn between(first: &Pyramid, last: &Pyramid, frames: usize) -> Self {
-        let template = CropSpec::arcface(first.size()[0] as u32).template;
-        let scale = template.inter_ocular();
-        let points = face_points(&template);
-        let unjudged = |tracked| Self { frames, tracked, ..Self::default() };
-        // First pass, on every third point: the plane that best explains the motion.
-        let coarse: Vec<[f32; 2]> = points.iter().step_by(3).copied().collect();
-        let (from, to): (Vec<[f32; 2]>, Vec<[f32; 2]>) = flow::track(first, last, &coarse, true).into_iter().unzip();
-        let Some(plane) = (from.len() >= MIN_TRACKED / 2).then(|| Homography::fit(&from, &to)).flatten() else { return unjudged(from.len()) };
-        // Second pass on the latest face with that plane's motion taken out: what is left is
-        // small, so the windows are compared undistorted and only the parallax remains.
-        let (from, rest): (Vec<[f32; 2]>, Vec<[f32; 2]>) = flow::track(first, &last.warped(&plane), &points, true).into_iter().unzip();
-        let to: Vec<[f32; 2]> = rest.iter().map(|p| plane.apply(*p)).collect();
-        if from.len() < MIN_TRACKED {
-            return unjudged(from.len());
-        }
-        let (Some(similarity), Some(plane)) = (Similarity::fit(&from, &to), Homography::fit(&from, &to)) else { return unjudged(from.len()) };
-        let residuals: Vec<[f32; 2]> = from.iter().zip(&to).map(|(p, q)| {
-            let m = plane.apply(*p);
-            [q[0] - m[0], q[1] - m[1]]
-        }).collect();
-        let relief: Vec<f32> = from.iter().map(|p| face_relief(&template, *p)).collect();
-        Self { motion: rms(&from, &to, |p| similarity.apply(p)) / scale, parallax: relief_parallax(&from, &relief, &residuals) / scale, ..unjudged(from.len()) }
-    }
-
     pub fn verdict(&self, cfg: &LivenessConfig) -> Verdict {
         if self.tracked < MIN_TRACKED {
             Verdict::Undecided
@@ -99,9 +72,9 @@ impl Assessment {
     }
 }
 
-/// A grid over the inner face of a crop whose landmarks sit at `template`: from a little outside
-/// the eyes to just below the mouth.
-fn face_points(template: &Landmarks5) -> Vec<[f32; 2]> {
+/// A grid over the inner face of a crop whose landmarks sit at `template`, into `points`: from a
+/// little outside the eyes to just below the mouth.
+fn face_points(template: &Landmarks5, points: &mut Vec<[f32; 2]>) {
     let [le, re, _, lm, rm] = template.0;
     let iod = template.inter_ocular();
     let (x0, x1) = (le[0] - 0.35 * iod, re[0] + 0.35 * iod);
@@ -109,7 +82,8 @@ fn face_points(template: &Landmarks5) -> Vec<[f32; 2]> {
     let step = GRID_STEP * iod;
     let columns = ((x1 - x0) / step) as usize + 1;
     let rows = ((y1 - y0) / step) as usize + 1;
-    (0..rows).flat_map(|r| (0..columns).map(move |c| [x0 + c as f32 * step, y0 + r as f32 * step])).collect()
+    points.clear();
+    points.extend((0..rows).flat_map(|r| (0..columns).map(move |c| [x0 + c as f32 * step, y0 + r as f32 * step])));
 }
 
 /// How far a face's surface stands out of its plane at `p` (crop pixels), in inter-ocular
@@ -127,12 +101,14 @@ fn face_relief(template: &Landmarks5, p: [f32; 2]) -> f32 {
 }
 
 /// The parallax a head's relief explains: the residual field `r(p)` regressed on the relief
-/// `d(p)` (with its planar part, which the homography absorbs, taken out), `r ≈ v·d`, reported as
-/// the RMS of `v·d`. Tracking noise and glare do not follow a face's relief and average out.
-fn relief_parallax(points: &[[f32; 2]], relief: &[f32], residuals: &[[f32; 2]]) -> f32 {
+/// `d(p)` (with its planar part, which the homography absorbs, taken out of `relief` in place),
+/// `r ≈ v·d`, reported as the RMS of `v·d`. Tracking noise and glare do not follow a face's relief
+/// and average out.
+fn relief_parallax(points: &[[f32; 2]], relief: &mut [f32], residuals: &[[f32; 2]]) -> f32 {
     // Remove the affine part of d: least squares on [1, x, y].
     let Some(plane) = affine_fit(points, relief) else { return 0.0 };
-    let d: Vec<f32> = points.iter().zip(relief).map(|(p, r)| r - (plane[0] + plane[1] * p[0] + plane[2] * p[1])).collect();
+    relief.iter_mut().zip(points).for_each(|(r, p)| *r -= plane[0] + plane[1] * p[0] + plane[2] * p[1]);
+    let d = &*relief;
     let dd: f32 = d.iter().map(|v| v * v).sum();
     if dd <= 1e-9 {
         return 0.0;
@@ -166,30 +142,110 @@ fn rms(from: &[[f32; 2]], to: &[[f32; 2]], map: impl Fn([f32; 2]) -> [f32; 2]) -
     (sum / from.len().max(1) as f32).sqrt()
 }
 
-/// The faces of one attempt: the first one's pyramid, compared with each later face.
+/// The buffers an assessment works in, kept from frame to frame: a warm track allocates nothing.
+#[derive(Default)]
+struct Workspace {
+    points: Vec<[f32; 2]>,
+    coarse: Vec<[f32; 2]>,
+    tracks: Vec<([f32; 2], [f32; 2])>,
+    from: Vec<[f32; 2]>,
+    to: Vec<[f32; 2]>,
+    residuals: Vec<[f32; 2]>,
+    relief: Vec<f32>,
+    /// The latest face with the first pass's plane motion taken out.
+    warped: Pyramid,
+}
+
+impl Workspace {
+    /// Track the inner face from `first` to `last` (aligned crops of the same size) and fit both
+    /// models to the tracks.
+    fn assess(&mut self, first: &Pyramid, last: &Pyramid, frames: usize) -> Assessment {
+        let template = CropSpec::arcface(first.size()[0] as u32).template;
+        let scale = template.inter_ocular();
+        face_points(&template, &mut self.points);
+        self.make_room(self.points.len());
+        let unjudged = |tracked| Assessment { frames, tracked, ..Assessment::default() };
+        // First pass, on every third point: the plane that best explains the motion.
+        self.coarse.clear();
+        self.coarse.extend(self.points.iter().step_by(3));
+        flow::track(first, last, &self.coarse, true, &mut self.tracks);
+        self.split_tracks();
+        let Some(plane) = (self.from.len() >= MIN_TRACKED / 2).then(|| Homography::fit(&self.from, &self.to)).flatten() else { return unjudged(self.from.len()) };
+        // Second pass on the latest face with that plane's motion taken out: what is left is
+        // small, so the windows are compared undistorted and only the parallax remains.
+        self.warped.fill_warped(last, &plane);
+        flow::track(first, &self.warped, &self.points, true, &mut self.tracks);
+        self.split_tracks();
+        self.to.iter_mut().for_each(|p| *p = plane.apply(*p));
+        let (from, to) = (&self.from, &self.to);
+        if from.len() < MIN_TRACKED {
+            return unjudged(from.len());
+        }
+        let (Some(similarity), Some(plane)) = (Similarity::fit(from, to), Homography::fit(from, to)) else { return unjudged(from.len()) };
+        self.residuals.clear();
+        self.residuals.extend(from.iter().zip(to).map(|(p, q)| {
+            let m = plane.apply(*p);
+            [q[0] - m[0], q[1] - m[1]]
+        }));
+        self.relief.clear();
+        self.relief.extend(from.iter().map(|p| face_relief(&template, *p)));
+        Assessment {
+            motion: rms(from, to, |p| similarity.apply(p)) / scale,
+            parallax: relief_parallax(from, &mut self.relief, &self.residuals) / scale,
+            ..unjudged(from.len())
+        }
+    }
+
+    /// Empty buffers with room for `points` tracks each, so no later frame grows one.
+    fn make_room(&mut self, points: usize) {
+        for v in [&mut self.coarse, &mut self.from, &mut self.to, &mut self.residuals] {
+            v.clear();
+            v.reserve(points);
+        }
+        self.tracks.clear();
+        self.tracks.reserve(points);
+        self.relief.clear();
+        self.relief.reserve(points);
+    }
+
+    /// The tracks' starts into `from`, their ends into `to`.
+    fn split_tracks(&mut self) {
+        self.from.clear();
+        self.to.clear();
+        for (p, q) in &self.tracks {
+            self.from.push(*p);
+            self.to.push(*q);
+        }
+    }
+}
+
+/// The faces of one attempt: the first one's pyramid, compared with each later face. Its buffers
+/// are kept across faces and attempts, so once warm it allocates nothing.
 #[derive(Default)]
 pub struct Track {
-    first: Option<Pyramid>,
+    first: Pyramid,
+    latest: Pyramid,
+    /// Faces in the attempt so far (0: none yet, `first` is stale).
     frames: usize,
+    work: Workspace,
 }
 
 impl Track {
     /// Add the aligned crop of the attempt's latest face and compare it with the first.
     pub fn push(&mut self, crop: &RgbImage) -> Assessment {
         self.frames += 1;
-        let latest = Pyramid::of(crop);
-        match &self.first {
-            Some(first) if first.size() == latest.size() => Assessment::between(first, &latest, self.frames),
-            _ => {
-                self.first = Some(latest);
-                self.frames = 1;
-                Assessment { frames: 1, ..Assessment::default() }
-            }
+        if self.frames > 1 && self.first.size() == [crop.width() as usize, crop.height() as usize] {
+            self.latest.fill(crop);
+            return self.work.assess(&self.first, &self.latest, self.frames);
         }
+        self.first.fill(crop);
+        self.frames = 1;
+        Assessment { frames: 1, ..Assessment::default() }
     }
 
+    /// Start a new attempt (the buffers stay).
     pub fn clear(&mut self) {
-        *self = Self::default();
+        self.frames = 0;
     }
 }
 
