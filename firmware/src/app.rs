@@ -29,6 +29,8 @@ pub struct Unlocker {
     pub store: TemplateStore,
     pub threshold: f32,
     pub model_sha256: String,
+    /// The liveness track, kept across attempts so its buffers are reused (cleared per attempt).
+    track: Track,
 }
 
 /// Resolve the detector: an explicit path wins, else the manifest's `[detector]`.
@@ -64,7 +66,7 @@ impl Unlocker {
         });
         let store = TemplateStore::open(&config.storage.state_dir, &entry.sha256, embedder.dim())?;
         let pipeline = Pipeline::new(Box::new(det), embedder, config.detector.min_face_px, config.decision.clone());
-        Ok(Self { config, pipeline, store, threshold, model_sha256: entry.sha256 })
+        Ok(Self { config, pipeline, store, threshold, model_sha256: entry.sha256, track: Track::default() })
     }
 
     fn lockout_path(&self) -> PathBuf {
@@ -94,7 +96,7 @@ impl Unlocker {
         let prompts = ["look at the camera", "turn your head slightly left", "turn your head slightly right", "tilt your chin up a little", "tilt your chin down a little"];
         log::info!("enrolling {name}: {}", prompts[0]);
         let mut costs = StageCosts::default();
-        let mut track = Track::default();
+        self.track.clear();
         while templates.len() < wanted && report.frames < wanted * 6 {
             let frame = match source.next_frame() {
                 Ok(f) => f,
@@ -119,7 +121,7 @@ impl Unlocker {
                         report.duplicates += 1;
                     }
                     if report.liveness == liveness::Verdict::Undecided {
-                        report.liveness = track.push(self.pipeline.last_crop()).verdict(&self.config.liveness);
+                        report.liveness = self.track.push(self.pipeline.last_crop()).verdict(&self.config.liveness);
                     }
                 }
             }
@@ -148,7 +150,7 @@ impl Unlocker {
         let cfg = self.config.decision.clone();
         let live_cfg = self.config.liveness.clone();
         let mut voter = Voter::new(cfg.votes, cfg.window);
-        let mut track = Track::default();
+        self.track.clear();
         let mut judged = liveness::Verdict::default();
         let started = Instant::now();
         let mut deadline = started + Duration::from_millis(cfg.attempt_timeout_ms);
@@ -191,7 +193,7 @@ impl Unlocker {
             };
             if vote.is_some() && live_cfg.enabled {
                 let meter = Meter::start();
-                let a = track.push(self.pipeline.last_crop());
+                let a = self.track.push(self.pipeline.last_crop());
                 costs.liveness = meter.stop();
                 r.liveness = Some(a);
                 judged = judged.or(a.verdict(&live_cfg));
