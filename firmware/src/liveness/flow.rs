@@ -72,6 +72,7 @@ impl Grey {
     }
 
     /// Bilinear sample at continuous coordinates, clamped at the border.
+    #[inline(always)]
     fn at(&self, x: f32, y: f32) -> f32 {
         let (x, y) = ((x - 0.5).clamp(0.0, (self.width - 1) as f32), (y - 0.5).clamp(0.0, (self.height - 1) as f32));
         let (x0, y0) = (x as usize, y as usize);
