@@ -58,16 +58,13 @@ fn mean(values: &[f64]) -> f64 {
 pub fn summarize(frames: &[StageCosts]) -> Vec<StageStats> {
     let mut out = Vec::new();
     for k in 0..=STAGES.len() {
-        // Stage k's cost, or with k past the stages their sum: the frame's.
-        let cost = |c: &StageCosts| {
-            let costs = stage_costs(c);
-            let picked = if k < STAGES.len() { &costs[k..=k] } else { &costs[..] };
-            picked.iter().fold(Cost::default(), |a, b| Cost { time: a.time + b.time, allocations: a.allocations + b.allocations })
-        };
-        let cold = frames.first().map_or(0.0, |c| cost(c).time.as_secs_f64() * 1e3);
-        let mut warm: Vec<f64> = frames.iter().skip(1).map(|c| cost(c).time.as_secs_f64() * 1e3).collect();
+        // Stage k's cost per frame, or with k past the stages their sum: the frame's.
+        let costs: Vec<Cost> = frames.iter().map(|c| if k < STAGES.len() { stage_costs(c)[k] } else { stage_costs(c).into_iter().sum() }).collect();
+        let ms = |c: &Cost| c.time.as_secs_f64() * 1e3;
+        let cold = costs.first().map_or(0.0, ms);
+        let mut warm: Vec<f64> = costs.iter().skip(1).map(ms).collect();
         warm.sort_by(f64::total_cmp);
-        let allocations: Vec<f64> = frames.iter().skip(1).map(|c| cost(c).allocations as f64).collect();
+        let allocations: Vec<f64> = costs.iter().skip(1).map(|c| c.allocations as f64).collect();
         out.push(StageStats {
             stage: STAGES.get(k).copied().unwrap_or("total"),
             cold_ms: cold,

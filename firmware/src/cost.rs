@@ -48,6 +48,19 @@ pub struct Cost {
     pub allocations: u64,
 }
 
+impl std::ops::Add for Cost {
+    type Output = Cost;
+    fn add(self, other: Cost) -> Cost {
+        Cost { time: self.time + other.time, allocations: self.allocations + other.allocations }
+    }
+}
+
+impl std::iter::Sum for Cost {
+    fn sum<I: Iterator<Item = Cost>>(costs: I) -> Cost {
+        costs.fold(Cost::default(), |a, b| a + b)
+    }
+}
+
 /// Measures the [`Cost`] of what runs between [`Meter::start`] and [`Meter::stop`].
 pub struct Meter {
     started: Instant,

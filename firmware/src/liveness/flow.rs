@@ -106,12 +106,6 @@ pub struct Pyramid {
 }
 
 impl Pyramid {
-    pub fn of(img: &RgbImage) -> Self {
-        let mut p = Self::default();
-        p.fill(img);
-        p
-    }
-
     /// Make this the pyramid of `img`.
     pub fn fill(&mut self, img: &RgbImage) {
         let [full, half] = &mut self.levels;
@@ -184,25 +178,32 @@ fn track_point(from: &Pyramid, to: &Pyramid, p: [f32; 2]) -> Option<[f32; 2]> {
     Some([p[0] + d[0], p[1] + d[1]])
 }
 
-/// Track `points` from `from` to `to` into `tracks` (emptied first): the pairs `(start, end)`
-/// whose window had texture and, when `round_trip` is set, whose track back from `end` returned
-/// within [`MAX_ROUND_TRIP`] pixels of `start` (twice the work; drops points that slid or were
-/// hidden).
-pub fn track(from: &Pyramid, to: &Pyramid, points: &[[f32; 2]], round_trip: bool, tracks: &mut Vec<([f32; 2], [f32; 2])>) {
-    tracks.clear();
-    tracks.extend(points.iter().filter_map(|&p| {
-        let q = track_point(from, to, p)?;
-        if !round_trip {
-            return Some((p, q));
+/// Track `points` from `from` to `to`: the points whose window had texture and, when
+/// `round_trip` is set, whose track back from where they landed returned within
+/// [`MAX_ROUND_TRIP`] pixels of the start (twice the work; drops points that slid or were hidden)
+/// go to `starts`, where they landed to `ends` (both emptied first).
+pub fn track(from: &Pyramid, to: &Pyramid, points: &[[f32; 2]], round_trip: bool, starts: &mut Vec<[f32; 2]>, ends: &mut Vec<[f32; 2]>) {
+    starts.clear();
+    ends.clear();
+    for &p in points {
+        let Some(q) = track_point(from, to, p) else { continue };
+        let kept = !round_trip || track_point(to, from, q).is_some_and(|back| (back[0] - p[0]).hypot(back[1] - p[1]) <= MAX_ROUND_TRIP);
+        if kept {
+            starts.push(p);
+            ends.push(q);
         }
-        let back = track_point(to, from, q)?;
-        ((back[0] - p[0]).hypot(back[1] - p[1]) <= MAX_ROUND_TRIP).then_some((p, q))
-    }));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pyramid(img: &RgbImage) -> Pyramid {
+        let mut p = Pyramid::default();
+        p.fill(img);
+        p
+    }
 
     /// A textured test card shifted by `(sx, sy)` pixels (sub-pixel shifts included).
     fn card(sx: f32, sy: f32) -> RgbImage {
@@ -215,21 +216,21 @@ mod tests {
 
     #[test]
     fn a_shifted_card_is_tracked_to_a_tenth_of_a_pixel() {
-        let (a, b) = (Pyramid::of(&card(0.0, 0.0)), Pyramid::of(&card(3.4, -2.2)));
+        let (a, b) = (pyramid(&card(0.0, 0.0)), pyramid(&card(3.4, -2.2)));
         let points: Vec<[f32; 2]> = (0..4).flat_map(|i| (0..4).map(move |j| [20.0 + 8.0 * i as f32, 20.0 + 8.0 * j as f32])).collect();
-        let mut tracks = Vec::new();
-        track(&a, &b, &points, true, &mut tracks);
-        assert!(tracks.len() >= 12, "only {} of 16 points tracked", tracks.len());
-        for (p, q) in tracks {
+        let (mut starts, mut ends) = (Vec::new(), Vec::new());
+        track(&a, &b, &points, true, &mut starts, &mut ends);
+        assert!(starts.len() >= 12, "only {} of 16 points tracked", starts.len());
+        for (p, q) in starts.into_iter().zip(ends) {
             assert!((q[0] - p[0] - 3.4).abs() < 0.1 && (q[1] - p[1] + 2.2).abs() < 0.1, "{p:?} → {q:?}");
         }
     }
 
     #[test]
     fn a_flat_window_is_not_tracked() {
-        let flat = Pyramid::of(&RgbImage::from_pixel(32, 32, image::Rgb([90, 90, 90])));
-        let mut tracks = vec![([0.0; 2], [0.0; 2])];
-        track(&flat, &flat, &[[16.0, 16.0]], false, &mut tracks);
-        assert!(tracks.is_empty());
+        let flat = pyramid(&RgbImage::from_pixel(32, 32, image::Rgb([90, 90, 90])));
+        let (mut starts, mut ends) = (vec![[0.0; 2]], vec![[0.0; 2]]);
+        track(&flat, &flat, &[[16.0, 16.0]], false, &mut starts, &mut ends);
+        assert!(starts.is_empty() && ends.is_empty());
     }
 }

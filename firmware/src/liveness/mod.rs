@@ -147,7 +147,7 @@ fn rms(from: &[[f32; 2]], to: &[[f32; 2]], map: impl Fn([f32; 2]) -> [f32; 2]) -
 struct Workspace {
     points: Vec<[f32; 2]>,
     coarse: Vec<[f32; 2]>,
-    tracks: Vec<([f32; 2], [f32; 2])>,
+    /// Where the tracked points started, and where they ended.
     from: Vec<[f32; 2]>,
     to: Vec<[f32; 2]>,
     residuals: Vec<[f32; 2]>,
@@ -168,14 +168,12 @@ impl Workspace {
         // First pass, on every third point: the plane that best explains the motion.
         self.coarse.clear();
         self.coarse.extend(self.points.iter().step_by(3));
-        flow::track(first, last, &self.coarse, true, &mut self.tracks);
-        self.split_tracks();
+        flow::track(first, last, &self.coarse, true, &mut self.from, &mut self.to);
         let Some(plane) = (self.from.len() >= MIN_TRACKED / 2).then(|| Homography::fit(&self.from, &self.to)).flatten() else { return unjudged(self.from.len()) };
         // Second pass on the latest face with that plane's motion taken out: what is left is
         // small, so the windows are compared undistorted and only the parallax remains.
         self.warped.fill_warped(last, &plane);
-        flow::track(first, &self.warped, &self.points, true, &mut self.tracks);
-        self.split_tracks();
+        flow::track(first, &self.warped, &self.points, true, &mut self.from, &mut self.to);
         self.to.iter_mut().for_each(|p| *p = plane.apply(*p));
         let (from, to) = (&self.from, &self.to);
         if from.len() < MIN_TRACKED {
@@ -202,20 +200,8 @@ impl Workspace {
             v.clear();
             v.reserve(points);
         }
-        self.tracks.clear();
-        self.tracks.reserve(points);
         self.relief.clear();
         self.relief.reserve(points);
-    }
-
-    /// The tracks' starts into `from`, their ends into `to`.
-    fn split_tracks(&mut self) {
-        self.from.clear();
-        self.to.clear();
-        for (p, q) in &self.tracks {
-            self.from.push(*p);
-            self.to.push(*q);
-        }
     }
 }
 
