@@ -3,7 +3,8 @@
 
 use crate::config::{Config, TargetFar};
 use crate::decision::{FrameVote, Lockout, Voter, best_match};
-use crate::detect::YuNet;
+use crate::detect::{FaceDetector, YuNet};
+use crate::refine::{LandmarkRefiner, Refined};
 use crate::embed::{Embedder, cosine};
 use crate::frame::{FrameError, FrameSource};
 use crate::liveness::{self, Assessment, Track};
@@ -33,8 +34,9 @@ pub struct Unlocker {
     track: Track,
 }
 
-/// Resolve the detector: an explicit path wins, else the manifest's `[detector]`.
-fn load_detector(cfg: &Config, manifest: &Manifest, manifest_path: &Path, explicit: Option<&Path>) -> Result<YuNet> {
+/// Resolve the detector: an explicit path wins (its landmarks used as they are), else the
+/// manifest's `[detector]`, followed by its `[refiner]` when the manifest has one.
+pub fn load_detector(cfg: &Config, manifest: &Manifest, manifest_path: &Path, explicit: Option<&Path>) -> Result<Box<dyn FaceDetector + Send>> {
     let models_dir = manifest_path.parent().unwrap_or(Path::new("."));
     let mut det = match (explicit, &manifest.detector) {
         (Some(path), _) => YuNet::from_file(path, cfg.detector.input_size)?,
@@ -45,7 +47,13 @@ fn load_detector(cfg: &Config, manifest: &Manifest, manifest_path: &Path, explic
         ),
     };
     det.score_threshold = cfg.detector.score_threshold;
-    Ok(det)
+    Ok(match (explicit, &manifest.refiner) {
+        (None, Some(entry)) => {
+            let refiner = LandmarkRefiner::from_manifest(models_dir, entry).with_context(|| format!("loading the landmark refiner listed in {}", manifest_path.display()))?;
+            Box::new(Refined::new(det, refiner))
+        }
+        _ => Box::new(det),
+    })
 }
 
 impl Unlocker {
@@ -65,7 +73,7 @@ impl Unlocker {
             TargetFar::OneInTenThousand => entry.thresholds.far_1e4,
         });
         let store = TemplateStore::open(&config.storage.state_dir, &entry.sha256, embedder.dim())?;
-        let pipeline = Pipeline::new(Box::new(det), embedder, config.detector.min_face_px, config.decision.clone());
+        let pipeline = Pipeline::new(det, embedder, config.detector.min_face_px, config.decision.clone());
         Ok(Self { config, pipeline, store, threshold, model_sha256: entry.sha256, track: Track::default() })
     }
 

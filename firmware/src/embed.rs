@@ -1,5 +1,6 @@
 //! The face embedder: an ONNX model run by tract, checked against its manifest entry at load
-//! (sha256, input/output names and shapes), optimised once, then fed aligned crops.
+//! (sha256, input/output names and shapes), optimised once, then fed aligned crops. The contract
+//! check is shared with the landmark refiner ([`crate::refine`]).
 
 use crate::tensor_io::{f32_slice, refill_input};
 use faceunlock_core::contract::{self, ContractError, EmbedderEntry, TensorSpec};
@@ -36,8 +37,32 @@ pub struct Embedder {
     output: Vec<f32>,
 }
 
-fn load_err(path: &Path) -> impl Fn(TractError) -> EmbedError + '_ {
+pub(crate) fn load_err(path: &Path) -> impl Fn(TractError) -> EmbedError + '_ {
     move |e| EmbedError::Load { path: path.into(), message: format!("{e:#}") }
+}
+
+/// Load an ONNX model with one input and one output, refusing it unless their names and shapes
+/// are the manifest's; returns the optimised plan's run state.
+pub(crate) fn load_checked(path: &Path, bytes: &[u8], input: &TensorSpec, output: &TensorSpec) -> Result<TypedSimpleState, EmbedError> {
+    let model = tract_onnx::onnx().model_for_read(&mut &bytes[..]).map_err(load_err(path))?;
+    let input_name = model.input_outlets().map_err(load_err(path))?.first().map(|o| model.node(o.node).name.clone());
+    if input_name.as_deref() != Some(input.name.as_str()) {
+        return Err(EmbedError::Input { path: path.into(), expected: input.clone(), found: format!("{input_name:?}") });
+    }
+    let shape: TVec<usize> = input.shape.iter().copied().collect();
+    let typed = model
+        .with_input_fact(0, f32::fact(&shape).into())
+        .and_then(|m| m.into_optimized())
+        .map_err(|e| EmbedError::Input { path: path.into(), expected: input.clone(), found: format!("incompatible ({e})") })?;
+    let out_outlet = typed.output_outlets().map_err(load_err(path))?[0];
+    let out_fact = typed.outlet_fact(out_outlet).map_err(load_err(path))?;
+    let out_shape: Option<Vec<usize>> = out_fact.shape.as_concrete().map(|s| s.to_vec());
+    let out_name = typed.node(out_outlet.node).name.clone();
+    let out_label = typed.outlet_label(out_outlet).map(str::to_string).unwrap_or(out_name);
+    if out_shape.as_deref() != Some(output.shape.as_slice()) || out_label != output.name {
+        return Err(EmbedError::Output { path: path.into(), expected: output.clone(), found: format!("`{out_label}` {out_shape:?}") });
+    }
+    typed.into_runnable().and_then(|plan| plan.spawn()).map_err(load_err(path))
 }
 
 impl Embedder {
@@ -51,29 +76,11 @@ impl Embedder {
 
     /// As [`Embedder::from_manifest`] without the checksum (evaluation of foreign models).
     pub fn from_bytes(path: &Path, bytes: &[u8], entry: &EmbedderEntry) -> Result<Self, EmbedError> {
-        let model = tract_onnx::onnx().model_for_read(&mut &bytes[..]).map_err(load_err(path))?;
-        let input_name = model.input_outlets().map_err(load_err(path))?.first().map(|o| model.node(o.node).name.clone());
-        if input_name.as_deref() != Some(entry.input.name.as_str()) {
-            return Err(EmbedError::Input { path: path.into(), expected: entry.input.clone(), found: format!("{input_name:?}") });
-        }
-        let shape: TVec<usize> = entry.input.shape.iter().copied().collect();
-        let typed = model
-            .with_input_fact(0, f32::fact(&shape).into())
-            .and_then(|m| m.into_optimized())
-            .map_err(|e| EmbedError::Input { path: path.into(), expected: entry.input.clone(), found: format!("incompatible ({e})") })?;
-        let out_outlet = typed.output_outlets().map_err(load_err(path))?[0];
-        let out_fact = typed.outlet_fact(out_outlet).map_err(load_err(path))?;
-        let out_shape: Option<Vec<usize>> = out_fact.shape.as_concrete().map(|s| s.to_vec());
-        let out_name = typed.node(out_outlet.node).name.clone();
-        let out_label = typed.outlet_label(out_outlet).map(str::to_string).unwrap_or(out_name);
-        if out_shape.as_deref() != Some(entry.output.shape.as_slice()) || out_label != entry.output.name {
-            return Err(EmbedError::Output { path: path.into(), expected: entry.output.clone(), found: format!("`{out_label}` {out_shape:?}") });
-        }
+        let state = load_checked(path, bytes, &entry.input, &entry.output)?;
         let dim = entry.output.shape.iter().product();
-        let state = typed.into_runnable().and_then(|plan| plan.spawn()).map_err(load_err(path))?;
         Ok(Self {
             state,
-            input: Arc::new(Tensor::zero::<f32>(&shape).map_err(load_err(path))?),
+            input: Arc::new(Tensor::zero::<f32>(&entry.input.shape).map_err(load_err(path))?),
             normalization: entry.normalization,
             crop_size: entry.crop_size,
             dim,

@@ -1,6 +1,6 @@
 //! faceunlock firmware: camera → detect → align → embed → match → unlock.
 //!
-//! The library holds every stage ([`frame`], [`detect`], [`embed`], [`pipeline`],
+//! The library holds every stage ([`frame`], [`detect`], [`refine`], [`embed`], [`pipeline`],
 //! [`templates`], [`decision`], [`relay`]) and their wiring ([`app::Unlocker`]); the `faceunlock`
 //! binary is a thin CLI over it. Board numbers live in TOML ([`config`]), never in code.
 //!
@@ -31,6 +31,7 @@ pub mod liveness;
 pub mod newest;
 pub mod pipeline;
 pub mod quality;
+pub mod refine;
 pub mod relay;
 pub mod rpicam;
 mod tensor_io;

@@ -118,6 +118,12 @@ pub struct LandmarkArgs {
     parts: PathBuf,
     #[arg(long, default_value_os_t = shared("models/yunet.onnx"))]
     detector: PathBuf,
+    /// A landmark refiner (`export-refiner`) to follow the detector with.
+    #[arg(long)]
+    refiner: Option<PathBuf>,
+    /// Refiner passes, each cropping on the previous one's landmarks.
+    #[arg(long, default_value_t = 1)]
+    passes: u32,
     #[arg(long, default_value = "cache/lfw-landmarks.jsonl")]
     out: PathBuf,
 }
@@ -133,7 +139,8 @@ pub fn landmarks(a: LandmarkArgs) -> Result<()> {
         }
     }
     let started = Instant::now();
-    let (found, missed) = trainer::landmarks::detect_all(&a.detector, &images, [256, 256])?;
+    let refiner = a.refiner.as_deref().map(|p| trainer::refiner::export::refiner_file(p, a.passes)).transpose()?;
+    let (found, missed) = trainer::landmarks::detect_all(&trainer::landmarks::DetectorFiles::open(&a.detector, refiner)?, &images, [256, 256])?;
     trainer::landmarks::save(&a.out, &found)?;
     println!(
         "{} of {} images have a face ({} without) in {:.0} s → {}",

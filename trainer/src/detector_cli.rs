@@ -1,4 +1,5 @@
-//! The detector's subcommands: teacher labels, training, export, evaluation.
+//! The detector's subcommands (teacher labels, training, export, evaluation) and those of the
+//! landmark refiner that follows it.
 
 use crate::cli::{BACKEND, TrainBackend, provenance_table, shared};
 use anyhow::{Context, Result, bail};
@@ -9,6 +10,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 use trainer::detector::data::{LabelledFace, LabelledImage, Source, load_labels, load_sources, save_labels, synth_labels};
 use trainer::detector::eval::{DetectorScore, generated_sources, score};
+use trainer::landmarks::DetectorFiles;
+use trainer::refiner::export::refiner_file;
+use trainer::refiner::model::RefinerConfig;
+use trainer::refiner::training::RefinerTrainConfig;
 use trainer::detector::export::score_shift;
 use trainer::detector::training::{DetectorTrainConfig, load_trained, train};
 use trainer::sources::{TEST_FOLDS, TRAIN_FOLDS};
@@ -34,7 +39,7 @@ pub fn labels(a: LabelArgs) -> Result<()> {
     let all_folds: Vec<usize> = TRAIN_FOLDS.iter().chain(&TEST_FOLDS).copied().collect();
     let images: Vec<PathBuf> = lfw.people_samples(&all_folds).0.into_iter().map(|r| r.image).collect();
     let started = Instant::now();
-    let found = trainer::landmarks::detect_every(&a.teacher, &images, LFW_INPUT, 0.5)?;
+    let found = trainer::landmarks::detect_every(&DetectorFiles::open(&a.teacher, None)?, &images, LFW_INPUT, 0.5)?;
     let labels: Vec<LabelledImage> = images
         .into_iter()
         .zip(found)
@@ -58,8 +63,9 @@ fn lfw_labels(lfw_root: &std::path::Path, labels: &std::path::Path, folds: &[usi
     Ok(picked)
 }
 
+/// What the detector and the refiner train on, where, and how fast.
 #[derive(Args)]
-pub struct TrainDetectorArgs {
+pub struct StepRunArgs {
     #[arg(long)]
     out: PathBuf,
     #[arg(long, default_value_os_t = shared("data/lfw"))]
@@ -69,19 +75,26 @@ pub struct TrainDetectorArgs {
     /// Generated sets (ground-truth faces).
     #[arg(long)]
     synth: Vec<PathBuf>,
-    #[arg(long, default_value_t = 4000)]
-    steps: usize,
+    /// Wall-clock budget: the schedule is shortened to fit it.
     #[arg(long)]
     max_minutes: Option<f64>,
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Args)]
+pub struct TrainDetectorArgs {
+    #[command(flatten)]
+    run: StepRunArgs,
+    #[arg(long, default_value_t = 4000)]
+    steps: usize,
     #[arg(long, default_value_t = 32)]
     batch: usize,
     /// Square training input side (multiple of 32).
     #[arg(long, default_value_t = 128)]
     input: usize,
-    #[arg(long, default_value_t = 2e-3)]
-    lr: f64,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
     /// Depthwise kernel size of the backbone blocks.
     #[arg(long, default_value_t = 5)]
     kernel: usize,
@@ -94,10 +107,9 @@ fn split_by_person(images: Vec<LabelledImage>, person: impl Fn(&LabelledImage) -
     images.into_iter().partition(|l| !fnv(&person(l)).is_multiple_of(20))
 }
 
-pub fn train_detector(a: TrainDetectorArgs) -> Result<()> {
-    if a.input == 0 || !a.input.is_multiple_of(32) {
-        bail!("--input {}: expected a positive multiple of 32", a.input);
-    }
+/// The training and validation images of the detector and the refiner, decoded: LFW folds 1-5
+/// with the teacher's faces (≥ `min_score`) and the generated sets with their ground truth.
+fn training_sources(a: &StepRunArgs, min_score: f32) -> Result<(Vec<Source>, Vec<Source>)> {
     let mut images = lfw_labels(&a.lfw, &a.labels, &TRAIN_FOLDS)?;
     for dir in &a.synth {
         images.extend(synth_labels(dir).with_context(|| format!("loading generated set {}", dir.display()))?);
@@ -108,16 +120,12 @@ pub fn train_detector(a: TrainDetectorArgs) -> Result<()> {
         name.rsplit_once(['_']).map_or(name, |(p, _)| p).to_string() + &l.image.parent().map(|p| p.display().to_string()).unwrap_or_default()
     });
     let started = Instant::now();
-    let cfg = DetectorTrainConfig::new(trainer::detector::model::DetectorConfig::new().with_kernel(a.kernel))
-        .with_input([a.input, a.input])
-        .with_batch_size(a.batch)
-        .with_learning_rate(a.lr)
-        .with_steps(a.steps)
-        .with_time_budget_minutes(a.max_minutes)
-        .with_seed(a.seed);
-    let (train_set, val_set): (Vec<Source>, Vec<Source>) = (load_sources(&train_labels, cfg.min_teacher_score), load_sources(&val_labels, cfg.min_teacher_score));
-    log::info!("backend {BACKEND}: {} training / {} validation images decoded in {:.0} s", train_set.len(), val_set.len(), started.elapsed().as_secs_f64());
-    let r = train::<TrainBackend>(&cfg, &train_set, &val_set, &a.out, &Default::default())?;
+    let sets = (load_sources(&train_labels, min_score), load_sources(&val_labels, min_score));
+    log::info!("backend {BACKEND}: {} training / {} validation images decoded in {:.0} s", sets.0.len(), sets.1.len(), started.elapsed().as_secs_f64());
+    Ok(sets)
+}
+
+fn print_done(r: &trainer::steps::StepReport) {
     println!(
         "done: {} steps, best at step {} (val loss {:.4}); {:.1} train img/s",
         r.state.steps_done,
@@ -125,7 +133,63 @@ pub fn train_detector(a: TrainDetectorArgs) -> Result<()> {
         r.state.best_val_loss.unwrap_or(f64::NAN),
         r.images_per_second
     );
+}
+
+pub fn train_detector(a: TrainDetectorArgs) -> Result<()> {
+    if a.input == 0 || !a.input.is_multiple_of(32) {
+        bail!("--input {}: expected a positive multiple of 32", a.input);
+    }
+    let cfg = DetectorTrainConfig::new(trainer::detector::model::DetectorConfig::new().with_kernel(a.kernel))
+        .with_input([a.input, a.input])
+        .with_batch_size(a.batch)
+        .with_learning_rate(a.run.lr)
+        .with_steps(a.steps)
+        .with_time_budget_minutes(a.run.max_minutes)
+        .with_seed(a.run.seed);
+    let (train_set, val_set) = training_sources(&a.run, cfg.min_teacher_score)?;
+    print_done(&train::<TrainBackend>(&cfg, &train_set, &val_set, &a.run.out, &Default::default())?);
     Ok(())
+}
+
+#[derive(Args)]
+pub struct TrainRefinerArgs {
+    #[command(flatten)]
+    run: StepRunArgs,
+    #[arg(long, default_value_t = 20000)]
+    steps: usize,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Crop side (multiple of 16).
+    #[arg(long, default_value_t = faceunlock_core::refine::REFINE_CROP as usize)]
+    crop: usize,
+}
+
+pub fn train_refiner(a: TrainRefinerArgs) -> Result<()> {
+    if a.crop == 0 || !a.crop.is_multiple_of(16) {
+        bail!("--crop {}: expected a positive multiple of 16", a.crop);
+    }
+    let cfg = RefinerTrainConfig::new(RefinerConfig::new().with_crop(a.crop))
+        .with_batch_size(a.batch)
+        .with_learning_rate(a.run.lr)
+        .with_steps(a.steps)
+        .with_time_budget_minutes(a.run.max_minutes)
+        .with_seed(a.run.seed);
+    let (train_set, val_set) = training_sources(&a.run, cfg.min_teacher_score)?;
+    print_done(&trainer::refiner::training::train::<TrainBackend>(&cfg, &train_set, &val_set, &a.run.out, &Default::default())?);
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ExportRefinerArgs {
+    #[arg(long)]
+    run: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn export_refiner(a: ExportRefinerArgs) -> Result<()> {
+    let (cfg, net) = trainer::refiner::training::load_trained::<burn::backend::Flex>(&a.run, &Default::default())?;
+    crate::cli::write_model(&a.out, &trainer::refiner::export::export_refiner(&net, cfg.model.crop), net.trainable_parameters())
 }
 
 #[derive(Args)]
@@ -183,11 +247,21 @@ pub struct EvalDetectorArgs {
     generated_people: u32,
     #[arg(long, default_value_t = 2000)]
     generated_seed: u64,
-    /// Record the model and these results as `[detector]` of this manifest.
+    /// A landmark refiner (`export-refiner`) to follow the detector with.
+    #[arg(long)]
+    refiner: Option<PathBuf>,
+    /// Refiner passes, each cropping on the previous one's landmarks.
+    #[arg(long, default_value_t = 1)]
+    passes: u32,
+    /// Record the model and these results as `[detector]` (and the refiner as `[refiner]`) of
+    /// this manifest.
     #[arg(long)]
     manifest: Option<PathBuf>,
     #[arg(long = "provenance")]
     provenance: Vec<String>,
+    /// `key=value` provenance of the refiner's manifest entry.
+    #[arg(long = "refiner-provenance")]
+    refiner_provenance: Vec<String>,
 }
 
 /// The firmware's default detector input `[width, height]`.
@@ -202,18 +276,25 @@ fn print_score(what: &str, s: &DetectorScore) {
     );
 }
 
+fn file_name(path: &std::path::Path) -> Result<String> {
+    Ok(path.file_name().and_then(|n| n.to_str()).with_context(|| format!("{}: no file name", path.display()))?.to_string())
+}
+
 pub fn eval_detector(a: EvalDetectorArgs) -> Result<()> {
     let lfw = load_sources(&lfw_labels(&a.lfw, &a.labels, &a.folds)?, a.teacher_threshold);
-    let lfw_score = score(&a.model, LFW_INPUT, a.threshold, &lfw)?;
+    let refiner = a.refiner.as_deref().map(|p| refiner_file(p, a.passes)).transpose()?;
+    let entry = refiner.as_ref().map(|r| r.entry.clone());
+    let detector = DetectorFiles::open(&a.model, refiner)?;
+    let lfw_score = score(&detector, LFW_INPUT, a.threshold, &lfw)?;
     print_score(&format!("LFW folds {:?} vs the teacher", a.folds), &lfw_score);
     let generated = generated_sources(a.generated_seed, 0, a.generated_people, 4);
-    let gen_score = score(&a.model, device_input(), a.threshold, &generated)?;
+    let gen_score = score(&detector, device_input(), a.threshold, &generated)?;
     print_score("generated faces vs ground truth", &gen_score);
     if a.teacher.exists() {
-        print_score("  the teacher on the same generated faces", &score(&a.teacher, device_input(), 0.6, &generated)?);
+        print_score("  the teacher on the same generated faces", &score(&DetectorFiles::open(&a.teacher, None)?, device_input(), 0.6, &generated)?);
     }
     if let Some(path) = &a.manifest {
-        use faceunlock_core::contract::{DetectorEntry, Manifest, TensorSpec, sha256_file};
+        use faceunlock_core::contract::{DetectorEntry, Manifest, RefinerEntry, TensorSpec, sha256_file};
         let mut manifest = if path.exists() { Manifest::load(path)? } else { Manifest::default() };
         let [w, h] = device_input();
         let mut prov = provenance_table(&a.provenance)?;
@@ -223,8 +304,12 @@ pub fn eval_detector(a: EvalDetectorArgs) -> Result<()> {
         }
         metrics.insert("score_threshold".into(), toml::Value::Float(a.threshold as f64));
         prov.insert("metrics".into(), toml::Value::Table(metrics));
+        if let Some(entry) = entry {
+            prov.insert("refined_by".into(), toml::Value::String(entry.file.clone()));
+            manifest.refiner = Some(RefinerEntry { provenance: provenance_table(&a.refiner_provenance)?, ..entry });
+        }
         manifest.detector = Some(DetectorEntry {
-            file: a.model.file_name().and_then(|n| n.to_str()).context("model path has no file name")?.to_string(),
+            file: file_name(&a.model)?,
             sha256: sha256_file(&a.model)?,
             input: TensorSpec { name: trainer::detector::export::INPUT_NAME.into(), shape: vec![1, 3, h as usize, w as usize] },
             provenance: prov,

@@ -37,7 +37,7 @@ pub(crate) fn tensor_type_named(dims: &[Result<usize, &str>]) -> pb::TypeProto {
     }
 }
 
-fn tensor_type(dims: &[usize]) -> pb::TypeProto {
+pub(crate) fn tensor_type(dims: &[usize]) -> pb::TypeProto {
     tensor_type_named(&dims.iter().map(|d| Ok(*d)).collect::<Vec<_>>())
 }
 

@@ -1,8 +1,11 @@
 //! Landmarks for real images, which come without them: the firmware's own detector (YuNet from
-//! `../shared` until ours ships) runs once over a set and the result is cached as JSON lines.
+//! `../shared`, or ours with its landmark refiner) runs once over a set and the result is cached
+//! as JSON lines.
 
 use anyhow::{Context, Result};
 use faceunlock::detect::{Detection, FaceDetector, YuNet};
+use faceunlock::refine::{LandmarkRefiner, Refined};
+use faceunlock_core::contract::RefinerEntry;
 use faceunlock_core::geometry::Landmarks5;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -25,15 +28,54 @@ pub struct Detected {
     pub size: [u32; 2],
 }
 
+/// A landmark refiner to follow a detector with: its ONNX file and its contract.
+pub struct RefinerFile {
+    pub path: PathBuf,
+    pub entry: RefinerEntry,
+}
+
+/// A YuNet-contract detector file, optionally followed by a landmark refiner: read once, loaded
+/// once per worker thread.
+pub struct DetectorFiles {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    refiner: Option<(RefinerFile, Vec<u8>)>,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+impl DetectorFiles {
+    pub fn open(path: &Path, refiner: Option<RefinerFile>) -> Result<Self> {
+        let refiner = match refiner {
+            Some(r) => {
+                let bytes = read(&r.path)?;
+                Some((r, bytes))
+            }
+            None => None,
+        };
+        Ok(Self { path: path.into(), bytes: read(path)?, refiner })
+    }
+
+    /// A detector for input `size` keeping faces of at least `score_threshold`.
+    pub fn load(&self, size: [u32; 2], score_threshold: f32) -> Result<Box<dyn FaceDetector>> {
+        let mut yunet = YuNet::from_bytes(&self.path, &self.bytes, size)?;
+        yunet.score_threshold = score_threshold;
+        Ok(match &self.refiner {
+            Some((r, bytes)) => Box::new(Refined::new(yunet, LandmarkRefiner::from_bytes(&r.path, bytes, &r.entry)?)),
+            None => Box::new(yunet),
+        })
+    }
+}
+
 /// Every face of at least `min_score` in each image, in input order.
-pub fn detect_every(detector_path: &Path, images: &[PathBuf], input_size: [u32; 2], min_score: f32) -> Result<Vec<Detected>> {
-    let bytes = std::fs::read(detector_path).with_context(|| format!("reading {}", detector_path.display()))?;
+pub fn detect_every(detector: &DetectorFiles, images: &[PathBuf], input_size: [u32; 2], min_score: f32) -> Result<Vec<Detected>> {
     let bar = indicatif::ProgressBar::new(images.len() as u64);
     let chunks: Vec<Result<Vec<Detected>>> = images
         .par_chunks(64)
         .map(|chunk| {
-            let mut det = YuNet::from_bytes(detector_path, &bytes, input_size)?;
-            det.score_threshold = min_score;
+            let mut det = detector.load(input_size, min_score)?;
             chunk
                 .iter()
                 .map(|path| {
@@ -54,9 +96,9 @@ pub fn detect_every(detector_path: &Path, images: &[PathBuf], input_size: [u32; 
 
 /// Detect the most central confident face of each image. Returns the faces found and the
 /// images where none was.
-pub fn detect_all(detector_path: &Path, images: &[PathBuf], input_size: [u32; 2]) -> Result<(Vec<CachedFace>, Vec<PathBuf>)> {
+pub fn detect_all(detector: &DetectorFiles, images: &[PathBuf], input_size: [u32; 2]) -> Result<(Vec<CachedFace>, Vec<PathBuf>)> {
     let (mut found, mut missed) = (Vec::new(), Vec::new());
-    for (path, d) in images.iter().zip(detect_every(detector_path, images, input_size, 0.5)?) {
+    for (path, d) in images.iter().zip(detect_every(detector, images, input_size, 0.5)?) {
         let img_centre = [d.size[0] as f32 / 2.0, d.size[1] as f32 / 2.0];
         // LFW centres the named person: prefer the confident face nearest the centre.
         match d.faces.iter().min_by(|a, b| centre_distance(a, img_centre).total_cmp(&centre_distance(b, img_centre))) {

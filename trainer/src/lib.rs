@@ -22,5 +22,7 @@ pub mod inference;
 pub mod landmarks;
 pub mod loss;
 pub mod model;
+pub mod refiner;
 pub mod sources;
+pub mod steps;
 pub mod training;

@@ -58,8 +58,13 @@ enum Command {
     TrainDetector(detector_cli::TrainDetectorArgs),
     /// Export a trained detector run to ONNX (YuNet's output contract).
     ExportDetector(detector_cli::ExportDetectorArgs),
-    /// Score an ONNX detector against the teacher on LFW and against generated ground truth.
+    /// Score an ONNX detector (and its landmark refiner) against the teacher on LFW and against
+    /// generated ground truth.
     EvalDetector(detector_cli::EvalDetectorArgs),
+    /// Train the landmark refiner (the crop-level stage after the detector) on the detector's data.
+    TrainRefiner(detector_cli::TrainRefinerArgs),
+    /// Export a trained refiner run to ONNX.
+    ExportRefiner(detector_cli::ExportRefinerArgs),
 }
 
 fn run() -> Result<()> {
@@ -86,6 +91,8 @@ fn run() -> Result<()> {
         Command::TrainDetector(a) => detector_cli::train_detector(a),
         Command::ExportDetector(a) => detector_cli::export_detector(a).context("export failed"),
         Command::EvalDetector(a) => detector_cli::eval_detector(a),
+        Command::TrainRefiner(a) => detector_cli::train_refiner(a),
+        Command::ExportRefiner(a) => detector_cli::export_refiner(a).context("export failed"),
     }
 }
 

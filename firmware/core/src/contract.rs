@@ -68,11 +68,30 @@ pub struct DetectorEntry {
     pub provenance: toml::Table,
 }
 
+/// The landmark refiner that follows the detector: a face crop aligned on the detector's
+/// landmarks in (`[1, 3, S, S]`, normalised as `normalization` says), the landmarks' offsets
+/// from the template out (`[1, 10]`, see [`crate::refine`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefinerEntry {
+    pub file: String,
+    pub sha256: String,
+    pub input: TensorSpec,
+    pub output: TensorSpec,
+    pub normalization: Normalization,
+    /// How many times the refiner is applied, each pass cropping on the previous one's result.
+    pub passes: u32,
+    #[serde(default)]
+    pub provenance: toml::Table,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub embedder: Option<EmbedderEntry>,
     pub detector: Option<DetectorEntry>,
+    /// Optional: without it the detector's landmarks are used as they are.
+    pub refiner: Option<RefinerEntry>,
 }
 
 impl Manifest {

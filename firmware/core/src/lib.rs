@@ -1,6 +1,6 @@
 //! What the firmware and the trainer must agree on, in one place: the canonical face crop
-//! (geometry and 5-point alignment), the pixel normalisation, and the model contract that a
-//! shipped ONNX file is checked against.
+//! (geometry and 5-point alignment), the pixel normalisation, the landmark refiner's crop and
+//! outputs, and the model contract that a shipped ONNX file is checked against.
 //!
 //! ```
 //! use faceunlock_core::{align::Aligner, geometry::{Landmarks5, CropSpec}};
@@ -21,3 +21,4 @@ pub mod geometry;
 pub mod grid;
 pub mod homography;
 pub mod normalize;
+pub mod refine;

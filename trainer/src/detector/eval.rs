@@ -5,10 +5,10 @@
 
 use super::data::Source;
 use anyhow::Result;
-use faceunlock::detect::{FaceDetector, YuNet, iou};
+use crate::landmarks::DetectorFiles;
+use faceunlock::detect::{FaceDetector, iou};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::path::Path;
 
 /// A match needs at least this overlap.
 pub const MIN_IOU: f32 = 0.5;
@@ -29,7 +29,7 @@ pub struct DetectorScore {
 /// One image's result: reference faces, NMEs of the matched ones, unmatched detections.
 type ImageResult = (usize, Vec<f64>, usize);
 
-fn score_image(det: &mut YuNet, src: &Source) -> Result<ImageResult> {
+fn score_image(det: &mut dyn FaceDetector, src: &Source) -> Result<ImageResult> {
     let found = det.detect(&src.image)?;
     let mut used = vec![false; found.len()];
     let mut nmes = Vec::new();
@@ -43,16 +43,13 @@ fn score_image(det: &mut YuNet, src: &Source) -> Result<ImageResult> {
     Ok((src.faces.len(), nmes, used.iter().filter(|u| !**u).count()))
 }
 
-/// Score the detector in `model` (YuNet contract, input `size`, threshold `score_threshold`)
-/// against the faces of `sources`.
-pub fn score(model: &Path, size: [u32; 2], score_threshold: f32, sources: &[Source]) -> Result<DetectorScore> {
-    let bytes = std::fs::read(model).map_err(|e| anyhow::anyhow!("reading {}: {e}", model.display()))?;
+/// Score `detector` (input `size`, threshold `score_threshold`) against the faces of `sources`.
+pub fn score(detector: &DetectorFiles, size: [u32; 2], score_threshold: f32, sources: &[Source]) -> Result<DetectorScore> {
     let per_chunk: Vec<Result<Vec<ImageResult>>> = sources
         .par_chunks(32)
         .map(|chunk| {
-            let mut det = YuNet::from_bytes(model, &bytes, size)?;
-            det.score_threshold = score_threshold;
-            chunk.iter().map(|s| score_image(&mut det, s)).collect()
+            let mut det = detector.load(size, score_threshold)?;
+            chunk.iter().map(|s| score_image(det.as_mut(), s)).collect()
         })
         .collect();
     let mut s = DetectorScore { images: sources.len(), ..Default::default() };

@@ -2,7 +2,7 @@
 //! for a wide receptive field at little cost) with one head per stride 8, 16 and 32, each giving
 //! a face logit, a box and five landmarks per cell in the layout of [`faceunlock_core::grid`].
 
-use crate::model::mobilenet::ConvBn;
+use crate::model::mobilenet::{ConvBn, running_statistics};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 
@@ -15,7 +15,7 @@ pub struct SepConv<B: Backend> {
 }
 
 impl<B: Backend> SepConv<B> {
-    fn new(device: &B::Device, cin: usize, cout: usize, stride: usize, kernel: usize) -> Self {
+    pub fn new(device: &B::Device, cin: usize, cout: usize, stride: usize, kernel: usize) -> Self {
         Self { depthwise: ConvBn::new(device, cin, cin, kernel, stride, cin, true), pointwise: ConvBn::new(device, cin, cout, 1, 1, 1, true) }
     }
 
@@ -109,7 +109,7 @@ impl<B: Backend> DetectorNet<B> {
         let units = std::iter::once(&self.stem)
             .chain(self.stages.iter().flatten().flat_map(|b| [&b.depthwise, &b.pointwise]))
             .chain(self.heads.iter().map(|h| &h.context));
-        self.num_params() - units.map(|u| 2 * u.bn.gamma.dims()[0]).sum::<usize>()
+        self.num_params() - running_statistics(units)
     }
 }
 

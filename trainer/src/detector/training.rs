@@ -1,20 +1,16 @@
 //! Detector training: focal loss on the face logit, smooth-L1 on the box and L1 on the
-//! landmarks at the positive cells; Adam with a cosine schedule sized to the step count or the
-//! time budget; checkpoint + resume; config next to the weights; a CSV row per interval.
+//! landmarks at the positive cells, through the shared step loop ([`crate::steps`]).
 
-use super::data::{Augment, Batch, Source, host_batch};
+use super::data::{Augment, Batch, HostBatch, Source, host_batch};
 use super::model::{DetectorConfig, DetectorNet, LevelOutput};
-use crate::checkpoint::{load_run, save, start_or_resume};
-use crate::training::{accumulate, progress, read_f64s};
-use anyhow::{Context, Result};
-use burn::module::AutodiffModule;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use crate::checkpoint::load_run;
+use crate::steps::{Loss, StepPlan, StepReport, StepTask};
+use crate::training::read_f64s;
+use anyhow::Result;
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, sigmoid};
 use burn::tensor::backend::AutodiffBackend;
-use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
 
 #[derive(Config, Debug)]
 pub struct DetectorTrainConfig {
@@ -44,25 +40,7 @@ pub struct DetectorTrainConfig {
     pub augment: Augment,
 }
 
-/// Steps between CSV rows, checkpoints and validations.
-const INTERVAL: usize = 100;
-/// Steps timed before the schedule is fitted to the time budget.
-const TIMING_STEPS: usize = 10;
 const VAL_BATCHES: usize = 4;
-
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct DetectorState {
-    pub steps_done: usize,
-    pub planned_steps: usize,
-    pub best_val_loss: Option<f64>,
-    pub best_step: usize,
-}
-
-/// The loss terms of one batch: `[total, score, box, landmarks]`.
-pub struct Loss<B: Backend> {
-    pub total: Tensor<B, 1>,
-    pub parts: Tensor<B, 1>,
-}
 
 fn flat<B: Backend>(t: Tensor<B, 4>) -> Tensor<B, 3> {
     let [n, c, h, w] = t.dims();
@@ -104,101 +82,47 @@ pub fn loss<B: Backend>(levels: Vec<LevelOutput<B>>, targets: Tensor<B, 3>, cfg:
     Loss { parts: Tensor::cat(vec![total.clone(), score_loss, box_loss, kps_loss], 0).detach(), total }
 }
 
-/// Cosine decay from the base rate to 5 % of it over `planned` steps, after a 50-step warm-up.
-fn learning_rate(cfg: &DetectorTrainConfig, step: usize, planned: usize) -> f64 {
-    let warm = 50.0;
-    let s = step as f64;
-    if s < warm {
-        return cfg.learning_rate * (s + 1.0) / warm;
-    }
-    let t = ((s - warm) / (planned as f64 - warm).max(1.0)).min(1.0);
-    cfg.learning_rate * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+/// The detector as a [`StepTask`]: augmented batches of `train`, validated on `val`.
+struct DetectorTask<'a> {
+    cfg: &'a DetectorTrainConfig,
+    train: &'a [Source],
+    val: &'a [Source],
 }
 
-/// Mean loss parts over fixed validation batches.
-fn validate<B: Backend>(model: &DetectorNet<B>, val: &[Source], cfg: &DetectorTrainConfig, device: &B::Device) -> Result<Vec<f64>> {
-    let mut sums = vec![0.0; 4];
-    for k in 0..VAL_BATCHES {
-        let batch: Batch<B> = host_batch(val, cfg.input, &cfg.augment, cfg.batch_size, 0xdead_beef + k as u64).upload(cfg.input, device);
-        let parts = read_f64s(loss(model.forward(batch.images), batch.targets, cfg).parts)?;
-        sums.iter_mut().zip(parts).for_each(|(s, p)| *s += p / VAL_BATCHES as f64);
-    }
-    Ok(sums)
-}
+impl<B: AutodiffBackend> StepTask<B> for DetectorTask<'_> {
+    type Model = DetectorNet<B>;
+    type Host = HostBatch;
 
-pub struct DetectorReport {
-    pub state: DetectorState,
-    pub images_per_second: f64,
+    fn parts(&self) -> &'static [&'static str] {
+        &["loss", "score", "box", "landmarks"]
+    }
+
+    fn batch(&self, seed: u64) -> HostBatch {
+        host_batch(self.train, self.cfg.input, &self.cfg.augment, self.cfg.batch_size, seed)
+    }
+
+    fn loss(&self, model: &DetectorNet<B>, batch: HostBatch, device: &B::Device) -> Loss<B> {
+        let batch: Batch<B> = batch.upload(self.cfg.input, device);
+        loss(model.forward(batch.images), batch.targets, self.cfg)
+    }
+
+    fn validate(&self, model: &DetectorNet<B::InnerBackend>) -> Result<Vec<f64>> {
+        let device = &model.devices()[0];
+        let mut sums = vec![0.0; 4];
+        for k in 0..VAL_BATCHES {
+            let batch: Batch<B::InnerBackend> = host_batch(self.val, self.cfg.input, &self.cfg.augment, self.cfg.batch_size, 0xdead_beef + k as u64).upload(self.cfg.input, device);
+            let parts = read_f64s(loss(model.forward(batch.images), batch.targets, self.cfg).parts)?;
+            sums.iter_mut().zip(parts).for_each(|(s, p)| *s += p / VAL_BATCHES as f64);
+        }
+        Ok(sums)
+    }
 }
 
 /// Train (or resume) a detector into `dir`.
-pub fn train<B: AutodiffBackend>(cfg: &DetectorTrainConfig, train: &[Source], val: &[Source], dir: &Path, device: &B::Device) -> Result<DetectorReport> {
+pub fn train<B: AutodiffBackend>(cfg: &DetectorTrainConfig, train: &[Source], val: &[Source], dir: &Path, device: &B::Device) -> Result<StepReport> {
     anyhow::ensure!(!train.is_empty() && !val.is_empty(), "no training or validation images");
-    let header = "step,loss,score,box,landmarks,val_loss,val_score,val_box,val_landmarks,lr,img_per_s";
-    let run = start_or_resume(dir, cfg, cfg.model.init::<B>(device), AdamConfig::new().init::<B, DetectorNet<B>>(), header, device)?;
-    let (mut model, mut optim, mut csv) = (run.model, run.optim, run.csv);
-    let mut state = run.state.unwrap_or(DetectorState { planned_steps: cfg.steps, ..Default::default() });
-    if state.steps_done > 0 {
-        log::info!("resuming {} after step {}", dir.display(), state.steps_done);
-    }
-    let started = Instant::now();
-    let first = state.steps_done;
-    let bar = progress(state.planned_steps, "detector");
-    bar.set_position(first as u64);
-    let mut sums: Option<Tensor<B, 1>> = None;
-    let mut interval_start = (Instant::now(), state.steps_done);
-    let mut throughput = 0.0;
-    std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(2);
-        let seed = cfg.seed;
-        scope.spawn(move || {
-            for step in first.. {
-                let b = host_batch(train, cfg.input, &cfg.augment, cfg.batch_size, seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
-                if tx.send(b).is_err() {
-                    return;
-                }
-            }
-        });
-        while state.steps_done < state.planned_steps {
-            let batch: Batch<B> = rx.recv().context("the batch producer stopped")?.upload(cfg.input, device);
-            let lr = learning_rate(cfg, state.steps_done, state.planned_steps);
-            let out = loss(model.forward(batch.images), batch.targets, cfg);
-            let grads = GradientsParams::from_grads(out.total.backward(), &model);
-            model = optim.step(lr, model, grads);
-            accumulate(&mut sums, out.parts);
-            state.steps_done += 1;
-            bar.inc(1);
-            if let (Some(budget), true) = (cfg.time_budget_minutes, state.steps_done == first + TIMING_STEPS) {
-                let per_step = started.elapsed().as_secs_f64() / TIMING_STEPS as f64;
-                let fit = first + (budget * 60.0 / per_step) as usize;
-                if fit < state.planned_steps {
-                    log::info!("{per_step:.2} s/step: the {budget} min budget fits {fit} steps (of {})", state.planned_steps);
-                    state.planned_steps = fit.max(state.steps_done);
-                    bar.set_length(state.planned_steps as u64);
-                }
-            }
-            if state.steps_done.is_multiple_of(INTERVAL) || state.steps_done == state.planned_steps {
-                let steps = (state.steps_done - interval_start.1).max(1);
-                let train_parts: Vec<f64> = sums.take().map_or(Ok(vec![0.0; 4]), read_f64s)?.iter().map(|v| v / steps as f64).collect();
-                throughput = (steps * cfg.batch_size) as f64 / interval_start.0.elapsed().as_secs_f64();
-                let v = validate(&model.valid(), val, cfg, &model.valid().devices()[0])?;
-                let f = |x: &[f64]| x.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>().join(",");
-                writeln!(csv, "{},{},{},{lr:.6},{throughput:.2}", state.steps_done, f(&train_parts), f(&v))?;
-                csv.flush()?;
-                bar.set_message(format!("loss {:.3} val {:.3}", train_parts[0], v[0]));
-                let best = state.best_val_loss.is_none_or(|b| v[0] < b);
-                if best {
-                    state.best_val_loss = Some(v[0]);
-                    state.best_step = state.steps_done;
-                }
-                save(dir, &model, &optim, &state, best)?;
-                interval_start = (Instant::now(), state.steps_done);
-            }
-        }
-        Ok(())
-    })?;
-    bar.finish_and_clear();
-    Ok(DetectorReport { state, images_per_second: throughput })
+    let plan = StepPlan { steps: cfg.steps, time_budget_minutes: cfg.time_budget_minutes, learning_rate: cfg.learning_rate, batch_size: cfg.batch_size, seed: cfg.seed };
+    crate::steps::run(&DetectorTask { cfg, train, val }, &plan, cfg, cfg.model.init::<B>(device), dir, "detector", device)
 }
 
 /// Load a trained detector (config + best weights, else the last checkpoint) from a run directory.

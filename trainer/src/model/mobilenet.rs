@@ -59,6 +59,11 @@ pub struct ConvBn<B: Backend> {
     pub taps: bool,
 }
 
+/// Batch-norm running mean and variance of these units: counted by `num_params` but not trained.
+pub fn running_statistics<'a, B: Backend>(units: impl IntoIterator<Item = &'a ConvBn<B>>) -> usize {
+    units.into_iter().map(|u| 2 * u.bn.gamma.dims()[0]).sum()
+}
+
 impl<B: Backend> ConvBn<B> {
     pub fn new(device: &B::Device, cin: usize, cout: usize, kernel: usize, stride: usize, groups: usize, relu6: bool) -> Self {
         Self::with_depthwise(device, cin, cout, kernel, stride, groups, relu6, Depthwise::Grouped)
@@ -183,8 +188,7 @@ impl<B: Backend> Encoder<B> {
 
     /// Trainable parameters (Burn's `num_params` also counts batch-norm running statistics).
     pub fn trainable_parameters(&self) -> usize {
-        let running: usize = self.units().map(|u| 2 * u.bn.gamma.dims()[0]).sum();
-        self.num_params() - running
+        self.num_params() - running_statistics(self.units())
     }
 
     pub fn top_channels(&self) -> usize {
