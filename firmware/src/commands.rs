@@ -188,9 +188,27 @@ fn scratch_unlocker(mut cfg: Config, detector: Option<&Path>) -> Result<(Unlocke
     Ok((Unlocker::open(cfg, detector)?, work))
 }
 
-pub fn demo(cfg: Config, detector: Option<&Path>, seed: u64) -> Result<i32> {
+pub fn demo(cfg: Config, detector: Option<&Path>, seed: u64, manifest_threshold: bool) -> Result<i32> {
+    let configured = cfg.decision.threshold.is_some();
     let (mut u, work) = scratch_unlocker(cfg, detector)?;
-    println!("threshold {:.3} (cosine similarity)", u.threshold);
+    if manifest_threshold || configured {
+        let from = if configured { "set in the configuration" } else { "the manifest's, calibrated on LFW photos" };
+        println!("threshold {:.4} (cosine similarity; {from})", u.threshold);
+    } else {
+        let listed = u.threshold;
+        let c = faceunlock::demo::use_calibrated_threshold(&mut u, seed)?;
+        println!(
+            "threshold {:.4} (cosine similarity), calibrated at FAR {:.0e} on {} other generated people: {} impostor pairs from {} of {} frames; {:.1} % of their genuine pairs reach it",
+            c.threshold,
+            c.far,
+            faceunlock::demo::CALIBRATION_PEOPLE.len(),
+            c.impostor_pairs,
+            c.faces,
+            c.frames,
+            100.0 * c.genuine_accepted
+        );
+        println!("(the manifest's threshold at the same FAR, calibrated on LFW photos for real faces, is {listed:.4}: --manifest-threshold uses it)");
+    }
     let r = faceunlock::demo::run(&mut u, &work, seed)?;
     let genuine_ok = r.genuine.iter().filter(|g| g.2.as_deref() == Some(g.0.as_str())).count();
     let impostor_ok = r.impostor.iter().filter(|i| i.1.is_none()).count();

@@ -63,7 +63,7 @@ impl LandmarkRefiner {
         let mut current = *marks;
         for _ in 0..self.passes {
             let Ok(to_frame) = self.aligner.crop_to_frame(&current, &Similarity::IDENTITY) else { return Ok(current) };
-            let crop = self.aligner.align(frame, &current).map_err(|e| DetectError::Run(e.to_string()))?;
+            let crop = self.aligner.warp(frame, &to_frame);
             let normalization = self.normalization;
             let input = refill_input(&mut self.input, |buf| normalization.write_chw(crop, buf)).map_err(|e| DetectError::Run(e.to_string()))?;
             let out = self.state.run(tvec!(input)).map_err(|e| DetectError::Run(format!("landmark refiner: {e:#}")))?;

@@ -96,7 +96,7 @@ pub fn prepare<R: Rng>(sample: &FaceSample, name: &str, spec: CropSpec, aug: Aug
     }
     let mut aligner = Aligner::new(spec);
     let to_frame = aligner.crop_to_frame(&marks, &jitter).map_err(|_| PrepareError::Degenerate(name.into()))?;
-    let mut crop = aligner.align_jittered(&image, &marks, &jitter).map_err(|_| PrepareError::Degenerate(name.into()))?.clone();
+    let mut crop = aligner.warp(&image, &to_frame).clone();
     jitter_colour(&mut crop, aug.colour, rng);
     let admissible = mask.map(|m| {
         let mut out = GrayImage::new(spec.size, spec.size);

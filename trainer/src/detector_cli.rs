@@ -274,6 +274,9 @@ fn print_score(what: &str, s: &DetectorScore) {
         "{what}: recall {:.4} ({} of {} faces in {} images), landmark NME mean {:.4} / median {:.4} of the inter-ocular distance, {} unmatched detections",
         s.recall, s.matched, s.reference_faces, s.images, s.mean_nme, s.median_nme, s.unmatched_detections
     );
+    for sub in &s.subsets {
+        println!("  {}: recall {:.4} ({} of {}), NME mean {:.4} / median {:.4}", sub.what, sub.recall, sub.matched, sub.reference_faces, sub.mean_nme, sub.median_nme);
+    }
 }
 
 fn file_name(path: &std::path::Path) -> Result<String> {

@@ -41,17 +41,20 @@ impl Aligner {
 
     /// Align `frame` so that `marks` land on the template; returns the crop (borrowed buffer).
     pub fn align(&mut self, frame: &RgbImage, marks: &Landmarks5) -> Result<&RgbImage, AlignError> {
-        self.align_jittered(frame, marks, &Similarity::IDENTITY)
+        let to_frame = self.crop_to_frame(marks, &Similarity::IDENTITY)?;
+        Ok(self.warp(frame, &to_frame))
     }
 
-    /// As [`Aligner::align`], then moved by `jitter` in crop coordinates (training augmentation).
-    pub fn align_jittered(&mut self, frame: &RgbImage, marks: &Landmarks5, jitter: &Similarity) -> Result<&RgbImage, AlignError> {
-        let to_frame = self.crop_to_frame(marks, jitter)?;
-        warp_into(frame, &to_frame, &mut self.crop);
-        Ok(&self.crop)
+    /// The crop whose pixels `to_frame` maps into `frame`: for a caller that needs the map too
+    /// ([`Aligner::crop_to_frame`], with a training jitter or to map crop outputs back) without
+    /// estimating it twice.
+    pub fn warp(&mut self, frame: &RgbImage, to_frame: &Similarity) -> &RgbImage {
+        warp_into(frame, to_frame, &mut self.crop);
+        &self.crop
     }
 
-    /// The map from (jittered) crop pixels back to frame pixels.
+    /// The map from crop pixels back to frame pixels, the crop moved by `jitter` in crop
+    /// coordinates first (training augmentation; [`Similarity::IDENTITY`] for none).
     pub fn crop_to_frame(&self, marks: &Landmarks5, jitter: &Similarity) -> Result<Similarity, AlignError> {
         jitter.after(&self.frame_to_crop(marks)?).inverse().ok_or(AlignError::DegenerateLandmarks(*marks))
     }

@@ -1,6 +1,7 @@
 //! What the firmware and the trainer must agree on, in one place: the canonical face crop
 //! (geometry and 5-point alignment), the pixel normalisation, the landmark refiner's crop and
-//! outputs, and the model contract that a shipped ONNX file is checked against.
+//! outputs, the rule that calibrates a threshold at a false-accept rate, and the model contract
+//! that a shipped ONNX file is checked against.
 //!
 //! ```
 //! use faceunlock_core::{align::Aligner, geometry::{Landmarks5, CropSpec}};
@@ -16,6 +17,7 @@
 //! ```
 
 pub mod align;
+pub mod calibration;
 pub mod contract;
 pub mod geometry;
 pub mod grid;

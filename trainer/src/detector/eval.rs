@@ -13,6 +13,9 @@ use serde::Serialize;
 /// A match needs at least this overlap.
 pub const MIN_IOU: f32 = 0.5;
 
+/// Reference faces smaller than this (√(w·h), image pixels) are counted apart: [`SIZE_BINS`].
+pub const SIZE_BINS: [f32; 3] = [32.0, 64.0, 128.0];
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct DetectorScore {
     pub images: usize,
@@ -24,23 +27,68 @@ pub struct DetectorScore {
     pub median_nme: f64,
     /// Detections that match no reference face.
     pub unmatched_detections: usize,
+    /// The same measures for the reference face nearest each image's centre (the person an LFW
+    /// photo is named after), then for reference faces by size (bins without faces left out).
+    pub subsets: Vec<Subset>,
 }
 
-/// One image's result: reference faces, NMEs of the matched ones, unmatched detections.
-type ImageResult = (usize, Vec<f64>, usize);
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Subset {
+    pub what: String,
+    pub reference_faces: usize,
+    pub matched: usize,
+    pub recall: f64,
+    pub mean_nme: f64,
+    pub median_nme: f64,
+}
+
+impl Subset {
+    fn of<'a>(what: String, faces: impl Iterator<Item = &'a FaceResult>) -> Self {
+        let (mut reference_faces, mut nmes) = (0, Vec::new());
+        for f in faces {
+            reference_faces += 1;
+            nmes.extend(f.nme);
+        }
+        nmes.sort_by(f64::total_cmp);
+        Self {
+            what,
+            reference_faces,
+            matched: nmes.len(),
+            recall: nmes.len() as f64 / reference_faces.max(1) as f64,
+            mean_nme: nmes.iter().sum::<f64>() / nmes.len().max(1) as f64,
+            median_nme: nmes.get(nmes.len() / 2).copied().unwrap_or(0.0),
+        }
+    }
+}
+
+/// One reference face: its size √(w·h), whether it is the face nearest its image's centre, and
+/// the landmark error of the detection matched to it.
+struct FaceResult {
+    size: f32,
+    central: bool,
+    nme: Option<f64>,
+}
+
+/// One image's result: its reference faces, and the detections that matched none.
+type ImageResult = (Vec<FaceResult>, usize);
 
 fn score_image(det: &mut dyn FaceDetector, src: &Source) -> Result<ImageResult> {
     let found = det.detect(&src.image)?;
+    let centre = [src.image.width() as f32 / 2.0, src.image.height() as f32 / 2.0];
+    let off_centre = |b: &[f32; 4]| (b[0] + b[2] / 2.0 - centre[0]).hypot(b[1] + b[3] / 2.0 - centre[1]);
+    let central = (0..src.faces.len()).min_by(|a, b| off_centre(&src.faces[*a].face_box).total_cmp(&off_centre(&src.faces[*b].face_box)));
     let mut used = vec![false; found.len()];
-    let mut nmes = Vec::new();
-    for face in &src.faces {
+    let mut faces = Vec::with_capacity(src.faces.len());
+    for (k, face) in src.faces.iter().enumerate() {
         let best = found.iter().enumerate().filter(|(i, _)| !used[*i]).map(|(i, d)| (i, iou(&d.face_box, &face.face_box))).max_by(|a, b| a.1.total_cmp(&b.1));
-        if let Some((i, _)) = best.filter(|(_, o)| *o >= MIN_IOU) {
+        let nme = best.filter(|(_, o)| *o >= MIN_IOU).map(|(i, _)| {
             used[i] = true;
-            nmes.push(found[i].landmarks.nme(&face.landmarks));
-        }
+            found[i].landmarks.nme(&face.landmarks)
+        });
+        let size = (face.face_box[2] * face.face_box[3]).max(0.0).sqrt();
+        faces.push(FaceResult { size, central: central == Some(k), nme });
     }
-    Ok((src.faces.len(), nmes, used.iter().filter(|u| !**u).count()))
+    Ok((faces, used.iter().filter(|u| !**u).count()))
 }
 
 /// Score `detector` (input `size`, threshold `score_threshold`) against the faces of `sources`.
@@ -52,21 +100,41 @@ pub fn score(detector: &DetectorFiles, size: [u32; 2], score_threshold: f32, sou
             chunk.iter().map(|s| score_image(det.as_mut(), s)).collect()
         })
         .collect();
-    let mut s = DetectorScore { images: sources.len(), ..Default::default() };
-    let mut nmes = Vec::new();
+    let mut results = Vec::with_capacity(sources.len());
     for chunk in per_chunk {
-        for (faces, n, unmatched) in chunk? {
-            s.reference_faces += faces;
-            s.matched += n.len();
-            nmes.extend(n);
-            s.unmatched_detections += unmatched;
+        results.extend(chunk?);
+    }
+    Ok(summarize(results))
+}
+
+/// Recall and landmark error over all images' reference faces, and over [`Subset`]s of them.
+fn summarize(results: Vec<ImageResult>) -> DetectorScore {
+    let images = results.len();
+    let (mut faces, mut unmatched_detections) = (Vec::new(), 0);
+    for (f, unmatched) in results {
+        faces.extend(f);
+        unmatched_detections += unmatched;
+    }
+    let all = Subset::of(String::new(), faces.iter());
+    let mut subsets = vec![Subset::of("face nearest the image centre".into(), faces.iter().filter(|f| f.central))];
+    let edges: Vec<f32> = std::iter::once(0.0).chain(SIZE_BINS).chain([f32::INFINITY]).collect();
+    for w in edges.windows(2) {
+        let what = if w[1].is_finite() { format!("faces {}-{} px", w[0], w[1]) } else { format!("faces ≥ {} px", w[0]) };
+        let bin = Subset::of(what, faces.iter().filter(|f| f.size >= w[0] && f.size < w[1]));
+        if bin.reference_faces > 0 {
+            subsets.push(bin);
         }
     }
-    s.recall = s.matched as f64 / s.reference_faces.max(1) as f64;
-    nmes.sort_by(f64::total_cmp);
-    s.mean_nme = nmes.iter().sum::<f64>() / nmes.len().max(1) as f64;
-    s.median_nme = nmes.get(nmes.len() / 2).copied().unwrap_or(0.0);
-    Ok(s)
+    DetectorScore {
+        images,
+        reference_faces: all.reference_faces,
+        matched: all.matched,
+        recall: all.recall,
+        mean_nme: all.mean_nme,
+        median_nme: all.median_nme,
+        unmatched_detections,
+        subsets,
+    }
 }
 
 /// Generated views of people `first..first + people` (views drawn at random from the seed), with
@@ -84,4 +152,46 @@ pub fn generated_sources(seed: u64, first: u32, people: u32, views: u32) -> Vec<
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faceunlock::detect::{DetectError, Detection};
+    use faceunlock_core::geometry::Landmarks5;
+    use faceunlock_core::grid::GridFace;
+    use image::RgbImage;
+
+    /// Landmarks spread over a box `[x, y, w, h]`; inter-ocular distance `0.4·w`.
+    fn marks(b: [f32; 4]) -> Landmarks5 {
+        let p = |fx: f32, fy: f32| [b[0] + fx * b[2], b[1] + fy * b[3]];
+        Landmarks5::new([p(0.3, 0.4), p(0.7, 0.4), p(0.5, 0.6), p(0.35, 0.8), p(0.65, 0.8)])
+    }
+
+    struct Fixed(Vec<Detection>);
+
+    impl FaceDetector for Fixed {
+        fn detect(&mut self, _: &RgbImage) -> Result<&[Detection], DetectError> {
+            Ok(&self.0)
+        }
+    }
+
+    #[test]
+    fn the_central_face_and_each_size_are_scored_apart() {
+        let central = [60.0, 60.0, 80.0, 80.0];
+        let small = [0.0, 0.0, 20.0, 20.0];
+        let src = Source { image: RgbImage::new(200, 200), faces: [small, central].map(|b| GridFace { face_box: b, landmarks: marks(b) }).to_vec() };
+        // Only the central face is found, its landmarks 3.2 px (a tenth of its 32 px inter-ocular
+        // distance) to the right; a second detection matches nothing.
+        let shifted = Landmarks5::new(marks(central).0.map(|[x, y]| [x + 3.2, y]));
+        let found = [Detection { face_box: central, score: 0.9, landmarks: shifted }, Detection { face_box: [150.0, 150.0, 30.0, 30.0], score: 0.7, landmarks: marks(small) }];
+        let s = summarize(vec![score_image(&mut Fixed(found.to_vec()), &src).unwrap()]);
+        assert_eq!((s.reference_faces, s.matched, s.unmatched_detections), (2, 1, 1));
+        let by_what = |w: &str| s.subsets.iter().find(|x| x.what == w).unwrap_or_else(|| panic!("{w} in {:?}", s.subsets));
+        assert_eq!(by_what("face nearest the image centre").recall, 1.0);
+        assert!((by_what("face nearest the image centre").mean_nme - 0.1).abs() < 1e-5);
+        assert_eq!(by_what("faces 0-32 px").recall, 0.0);
+        assert_eq!(by_what("faces 64-128 px").matched, 1);
+        assert_eq!(s.subsets.len(), 3, "empty size bins are left out: {:?}", s.subsets);
+    }
 }

@@ -3,7 +3,8 @@
 //! reach each FAR on the calibration people. With [`Masking`], the same protocol with synthetic
 //! masks ([`faceunlock_data::masks`]) on the probe side or on both sides of every pair.
 
-use super::{accuracy, all_pair_scores, best_threshold, embed_with, rate_at_or_above, threshold_at_far};
+use super::{accuracy, all_pair_scores, best_threshold, embed_with, rate_at_or_above};
+use faceunlock_core::calibration::threshold_at_far;
 use crate::landmarks::CachedFace;
 use anyhow::{Context, Result};
 use faceunlock::embed::cosine;

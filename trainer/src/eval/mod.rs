@@ -50,13 +50,6 @@ pub fn best_threshold(pairs: &[(f32, bool)]) -> f32 {
     candidates.max_by(|a, b| accuracy(pairs, *a).total_cmp(&accuracy(pairs, *b))).unwrap_or(0.5)
 }
 
-/// The smallest threshold whose false-accept rate on `impostors` is at most `far`.
-pub fn threshold_at_far(impostors: &mut [f32], far: f64) -> f32 {
-    impostors.sort_by(|a, b| b.total_cmp(a));
-    let allowed = (far * impostors.len() as f64).floor() as usize;
-    impostors.get(allowed).map_or(1.0, |s| s.next_up())
-}
-
 /// Genuine and impostor scores over every pair of `(identity, enrolled embedding, probe
 /// embedding)` items: pair `i < j` scores `i`'s enrolled embedding against `j`'s probe.
 pub fn all_pair_scores(items: &[(u32, &Vec<f32>, &Vec<f32>)]) -> (Vec<f32>, Vec<f32>) {
@@ -85,14 +78,6 @@ pub fn rate_at_or_above(scores: &[f32], t: f32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn far_threshold_admits_at_most_the_allowed_impostors() {
-        let mut impostors: Vec<f32> = (0..1000).map(|i| i as f32 / 1000.0).collect();
-        let t = threshold_at_far(&mut impostors, 1e-2);
-        let accepted = impostors.iter().filter(|s| **s >= t).count();
-        assert_eq!(accepted, 10);
-    }
 
     #[test]
     fn best_threshold_separates_separable_pairs() {

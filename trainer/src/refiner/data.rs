@@ -83,10 +83,10 @@ pub fn sample<R: Rng>(image: &image::RgbImage, truth: &Landmarks5, size: u32, p:
     let (crop, target) = loop {
         let anchor = perturb(truth, p, rng);
         // A draw so wild that it collapses the landmarks is drawn again.
-        if let Ok(to_crop) = aligner.frame_to_crop(&anchor) {
-            let target = truth.transformed(&to_crop);
-            let crop = aligner.align(image, &anchor).expect("the transform was just estimated").clone();
-            break (crop, target);
+        if let Ok(to_crop) = aligner.frame_to_crop(&anchor)
+            && let Some(to_frame) = to_crop.inverse()
+        {
+            break (aligner.warp(image, &to_frame).clone(), truth.transformed(&to_crop));
         }
     };
     let (mut crop, target) = if rng.random_bool(0.5) { (image::imageops::flip_horizontal(&crop), target.mirrored(size as f32)) } else { (crop, target) };
