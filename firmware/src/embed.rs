@@ -98,6 +98,14 @@ impl Embedder {
 
     /// The L2-normalised embedding of an aligned crop.
     pub fn embed(&mut self, crop: &RgbImage) -> Result<&[f32], EmbedError> {
+        self.embed_raw(crop)?;
+        l2_normalize(&mut self.output);
+        Ok(&self.output)
+    }
+
+    /// The model's output for an aligned crop as it is, not normalised (for fitting statistics
+    /// of the model's own outputs, `faceunlock-train whiten`).
+    pub fn embed_raw(&mut self, crop: &RgbImage) -> Result<&[f32], EmbedError> {
         if crop.dimensions() != (self.crop_size, self.crop_size) {
             return Err(EmbedError::CropSize { expected: self.crop_size, found: crop.dimensions() });
         }
@@ -106,7 +114,6 @@ impl Embedder {
         let out = self.state.run(tvec!(input)).map_err(|e| EmbedError::Run(format!("{e:#}")))?;
         let raw = f32_slice(&out[0]).map_err(|e| EmbedError::Run(e.to_string()))?;
         self.output.copy_from_slice(&raw[..self.dim]);
-        l2_normalize(&mut self.output);
         Ok(&self.output)
     }
 }

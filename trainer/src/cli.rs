@@ -406,6 +406,60 @@ pub(crate) fn write_model(out: &Path, bytes: &[u8], parameters: usize) -> Result
 }
 
 #[derive(Args)]
+pub struct WhitenArgs {
+    /// An exported embedder (`export`): its embedding layer's Gemm followed by a ReLU.
+    #[arg(long)]
+    model: PathBuf,
+    /// Where to write the whitened embedder.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_os_t = shared("data/lfw"))]
+    lfw: PathBuf,
+    /// Landmarks to align the LFW faces with (`landmarks`).
+    #[arg(long, default_value = "cache/lfw-landmarks.jsonl")]
+    landmarks: PathBuf,
+    /// Floor on each direction's variance, relative to the largest (chosen on LFW folds 1-5:
+    /// fit on folds 1-3, TAR at FAR 1e-3 on folds 4-5).
+    #[arg(long, default_value_t = 1e-3)]
+    eps: f64,
+}
+
+/// Fit the whitening on the pre-activation embeddings of LFW folds 1-5 (the training people)
+/// and write the embedder with it folded in.
+pub fn whiten(a: WhitenArgs) -> Result<()> {
+    use prost::Message;
+    use trainer::whiten::{Whitening, drop_final_relu, fold_into_gemm};
+    let bytes = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
+    let mut model = tract_onnx::pb::ModelProto::decode(bytes.as_slice()).map_err(|e| anyhow::anyhow!("{}: not an ONNX model: {e}", a.model.display()))?;
+    drop_final_relu(&mut model).with_context(|| format!("{}", a.model.display()))?;
+    let pre = tempfile::Builder::new().suffix(".onnx").tempfile().context("creating a temporary file for the pre-activation model")?;
+    std::fs::write(pre.path(), model.encode_to_vec()).with_context(|| format!("writing {}", pre.path().display()))?;
+    let lfw = faceunlock_data::lfw::Lfw::open(&a.lfw)?;
+    let images: Vec<PathBuf> = lfw.people_samples(&TRAIN_FOLDS).0.into_iter().map(|r| r.image).collect();
+    let faces = trainer::landmarks::load(&a.landmarks)?;
+    let started = Instant::now();
+    // Raw outputs: the whitening is folded into the layer, before the firmware's L2 normalisation.
+    let entry = trainer::export::embedder_entry("pre-activation.onnx", String::new());
+    let embedded = trainer::eval::lfw::embed_images_raw(pre.path(), &entry, &images, &faces)?;
+    let embeddings: Vec<Vec<f32>> = embedded.into_values().collect();
+    let whitening = Whitening::fit(&embeddings, a.eps)?;
+    let e = &whitening.eigenvalues;
+    println!(
+        "fitted on {} of {} LFW folds 1-5 images in {:.0} s; covariance eigenvalues {:.3e} (largest) … {:.3e} (median) … {:.3e} (smallest), floor {:.3e}",
+        embeddings.len(),
+        images.len(),
+        started.elapsed().as_secs_f64(),
+        e[0],
+        e[e.len() / 2],
+        e[e.len() - 1],
+        a.eps * e[0]
+    );
+    fold_into_gemm(&mut model, &whitening)?;
+    let out = model.encode_to_vec();
+    write_model(&a.out, &out, trainer::export::onnx_parameters(&out)? as usize)
+}
+
+#[derive(Args)]
 pub struct EvalArgs {
     /// ONNX embedder (input `image` 1×3×128×128, output `embedding` 1×128).
     #[arg(long)]

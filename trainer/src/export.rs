@@ -1,4 +1,5 @@
-//! ONNX export of the shipped path: encoder → global average pool → embedding layer + ReLU.
+//! ONNX export of the shipped path: encoder → global average pool → embedding layer + ReLU
+//! (`crate::whiten` then takes the embedding before that ReLU, for the shipped file).
 //!
 //! Written directly as ONNX protobuf (opset 13) with batch norm folded into every convolution
 //! and ReLU6 as `Clip(0, 6)`. The signature takes only the encoder and the ID head, so the

@@ -26,3 +26,4 @@ pub mod refiner;
 pub mod sources;
 pub mod steps;
 pub mod training;
+pub mod whiten;

@@ -52,6 +52,9 @@ enum Command {
     Eval(cli::EvalArgs),
     /// Export a trained run's encoder + embedding layer to ONNX and record it in a manifest.
     Export(cli::ExportArgs),
+    /// Take an exported embedder's embedding before its ReLU, whitened with statistics of the
+    /// training people's faces (folded into the embedding layer; docs/ablation.md).
+    Whiten(cli::WhitenArgs),
     /// Run the teacher detector (YuNet) over LFW once and keep every face it finds.
     DetectorLabels(detector_cli::LabelArgs),
     /// Train our face detector on the teacher's LFW faces and generated faces.
@@ -87,6 +90,7 @@ fn run() -> Result<()> {
         Command::BenchStep(a) => cli::bench_step(a),
         Command::Eval(a) => cli::eval(a),
         Command::Export(a) => cli::export(a).context("export failed"),
+        Command::Whiten(a) => cli::whiten(a).context("whitening failed"),
         Command::DetectorLabels(a) => detector_cli::labels(a),
         Command::TrainDetector(a) => detector_cli::train_detector(a),
         Command::ExportDetector(a) => detector_cli::export_detector(a).context("export failed"),

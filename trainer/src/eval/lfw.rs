@@ -3,7 +3,8 @@
 //! reach each FAR on the calibration people. With [`Masking`], the same protocol with synthetic
 //! masks ([`faceunlock_data::masks`]) on the probe side or on both sides of every pair.
 
-use super::{accuracy, all_pair_scores, best_threshold, embed_with, rate_at_or_above};
+use super::{EmbedFn, accuracy, all_pair_scores, best_threshold, rate_at_or_above, run_with};
+use faceunlock::embed::Embedder;
 use faceunlock_core::calibration::threshold_at_far;
 use crate::landmarks::CachedFace;
 use anyhow::{Context, Result};
@@ -53,14 +54,23 @@ pub enum Masking {
 /// Embed LFW images aligned with their cached landmarks (images without one are left out),
 /// each wearing its mask when `mask_seed` is given.
 pub fn embed_images(onnx: &Path, entry: &EmbedderEntry, images: &[PathBuf], faces: &HashMap<PathBuf, CachedFace>, mask_seed: Option<u64>) -> Result<HashMap<PathBuf, Vec<f32>>> {
-    let embeddings = embed_with(onnx, entry, images, |path| {
+    embed_images_by(onnx, entry, images, faces, mask_seed, Embedder::embed)
+}
+
+/// As [`embed_images`] without masks, the model's outputs not normalised.
+pub fn embed_images_raw(onnx: &Path, entry: &EmbedderEntry, images: &[PathBuf], faces: &HashMap<PathBuf, CachedFace>) -> Result<HashMap<PathBuf, Vec<f32>>> {
+    embed_images_by(onnx, entry, images, faces, None, Embedder::embed_raw)
+}
+
+fn embed_images_by(onnx: &Path, entry: &EmbedderEntry, images: &[PathBuf], faces: &HashMap<PathBuf, CachedFace>, mask_seed: Option<u64>, embed: EmbedFn) -> Result<HashMap<PathBuf, Vec<f32>>> {
+    let embeddings = run_with(onnx, entry, images, |path| {
         let Some(face) = faces.get(path) else { return Ok(None) };
         let mut img = image::open(path).with_context(|| format!("decoding {}", path.display()))?.to_rgb8();
         if let Some(seed) = mask_seed {
             draw_mask(&mut img, &face.landmarks, &MaskStyle::for_file(path, seed)).with_context(|| format!("masking {}", path.display()))?;
         }
         Ok(Some((img, face.landmarks)))
-    })?;
+    }, embed)?;
     Ok(images.iter().zip(embeddings).filter_map(|(p, e)| Some((p.clone(), e?))).collect())
 }
 

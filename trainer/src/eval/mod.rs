@@ -21,6 +21,15 @@ use std::path::Path;
 /// it (its slot in the result is then `None`). The model is optimised once; each worker runs its
 /// own copy of the plan.
 pub fn embed_with<T: Sync>(onnx: &Path, entry: &EmbedderEntry, items: &[T], load: impl Fn(&T) -> Result<Option<(RgbImage, Landmarks5)>> + Sync) -> Result<Vec<Option<Vec<f32>>>> {
+    run_with(onnx, entry, items, load, Embedder::embed)
+}
+
+/// How an [`Embedder`] turns a crop into a vector: [`Embedder::embed`] (normalised) or
+/// [`Embedder::embed_raw`].
+pub type EmbedFn = for<'a> fn(&'a mut Embedder, &RgbImage) -> Result<&'a [f32], faceunlock::embed::EmbedError>;
+
+/// As [`embed_with`], each crop through `embed`.
+pub fn run_with<T: Sync>(onnx: &Path, entry: &EmbedderEntry, items: &[T], load: impl Fn(&T) -> Result<Option<(RgbImage, Landmarks5)>> + Sync, embed: EmbedFn) -> Result<Vec<Option<Vec<f32>>>> {
     let bytes = std::fs::read(onnx).with_context(|| format!("reading {}", onnx.display()))?;
     // A run state is Send but not Sync: workers clone it under a lock, once each.
     let prototype = std::sync::Mutex::new(Embedder::from_bytes(onnx, &bytes, entry)?);
@@ -31,7 +40,7 @@ pub fn embed_with<T: Sync>(onnx: &Path, entry: &EmbedderEntry, items: &[T], load
             |(embedder, aligner), item| {
                 let Some((img, marks)) = load(item)? else { return Ok(None) };
                 let crop = aligner.align(&img, &marks)?;
-                Ok(Some(embedder.embed(crop)?.to_vec()))
+                Ok(Some(embed(embedder, crop)?.to_vec()))
             },
         )
         .collect()
