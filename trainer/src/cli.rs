@@ -441,7 +441,8 @@ pub fn whiten(a: WhitenArgs) -> Result<()> {
     // Raw outputs: the whitening is folded into the layer, before the firmware's L2 normalisation.
     let entry = trainer::export::embedder_entry("pre-activation.onnx", String::new());
     let embedded = trainer::eval::lfw::embed_images_raw(pre.path(), &entry, &images, &faces)?;
-    let embeddings: Vec<Vec<f32>> = embedded.into_values().collect();
+    // In the folds' image order, so that a rerun fits (and writes) the very same numbers.
+    let embeddings: Vec<Vec<f32>> = images.iter().filter_map(|p| embedded.get(p).cloned()).collect();
     let whitening = Whitening::fit(&embeddings, a.eps)?;
     let e = &whitening.eigenvalues;
     println!(
