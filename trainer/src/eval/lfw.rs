@@ -91,8 +91,8 @@ pub fn lfw_open_set(lfw_root: &Path, onnx: &Path, entry: &EmbedderEntry, faces: 
             Masking::Both { seed } => (Some(seed), Some(seed)),
         };
         for seed in [enrol_seed, probe_seed] {
-            if !by_seed.contains_key(&seed) {
-                by_seed.insert(seed, embed_images(onnx, entry, &images, faces, seed)?);
+            if let std::collections::hash_map::Entry::Vacant(slot) = by_seed.entry(seed) {
+                slot.insert(embed_images(onnx, entry, &images, faces, seed)?);
             }
         }
         let sides = Sides { enrol: &by_seed[&enrol_seed], probe: &by_seed[&probe_seed] };
