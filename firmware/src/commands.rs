@@ -27,7 +27,7 @@ pub fn open_camera(cfg: &Config) -> Result<Box<dyn FrameSource>> {
 
 pub fn enroll(mut u: Unlocker, name: &str, mut source: Box<dyn FrameSource>) -> Result<i32> {
     let r = u.enroll(name, source.as_mut())?;
-    println!("enrolled {name}: {} templates from {} frames ({} without a face, {} skipped, {} near-duplicates; liveness {:?})", r.templates, r.frames, r.no_face, r.skipped, r.duplicates, r.liveness);
+    println!("enrolled {name}: {} template(s) from {} frames ({} without a face, {} skipped, {} near-duplicates; liveness {:?})", r.templates, r.frames, r.no_face, r.skipped, r.duplicates, r.liveness);
     Ok(0)
 }
 

@@ -114,7 +114,7 @@ pub fn run(unlocker: &mut Unlocker, work: &Path, seed: u64) -> Result<DemoResult
     for p in 0..ENROLLED {
         let files = render_views(&g, p, &enrol_views(), &work.join(format!("enrol/{p}")))?;
         let report = unlocker.enroll(&format!("person{p}"), &mut ImageFiles::from_list(files, false))?;
-        println!("enrolled person{p}: {} templates from {} frames", report.templates, report.frames);
+        println!("enrolled person{p}: {} template(s) from {} frames ({} too close to one already taken to add anything)", report.templates, report.frames, report.duplicates);
     }
     let mut genuine = Vec::new();
     for p in 0..ENROLLED {
