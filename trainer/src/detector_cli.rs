@@ -98,6 +98,10 @@ pub struct TrainDetectorArgs {
     /// Depthwise kernel size of the backbone blocks.
     #[arg(long, default_value_t = 5)]
     kernel: usize,
+    /// Add a top-down pathway (coarser features added to finer levels, docs/detector.md run 4);
+    /// without it, the shipped detector's architecture (run 2).
+    #[arg(long)]
+    top_down: bool,
 }
 
 /// About every 20th identity (LFW person, generated person) is held out for validation, chosen
@@ -139,7 +143,7 @@ pub fn train_detector(a: TrainDetectorArgs) -> Result<()> {
     if a.input == 0 || !a.input.is_multiple_of(32) {
         bail!("--input {}: expected a positive multiple of 32", a.input);
     }
-    let cfg = DetectorTrainConfig::new(trainer::detector::model::DetectorConfig::new().with_kernel(a.kernel))
+    let cfg = DetectorTrainConfig::new(trainer::detector::model::DetectorConfig::new().with_kernel(a.kernel).with_top_down(a.top_down))
         .with_input([a.input, a.input])
         .with_batch_size(a.batch)
         .with_learning_rate(a.run.lr)
@@ -233,6 +237,9 @@ pub struct EvalDetectorArgs {
     /// The teacher, scored on the generated set too when present.
     #[arg(long, default_value_os_t = shared("models/yunet.onnx"))]
     teacher: PathBuf,
+    /// Detector input `width,height` for the LFW photos (250×250; default 256,256: unscaled).
+    #[arg(long, value_delimiter = ',', default_values_t = LFW_INPUT)]
+    input: Vec<u32>,
     /// Score threshold of the evaluated detector (default: the firmware's).
     #[arg(long, default_value_t = firmware_threshold())]
     threshold: f32,
@@ -242,7 +249,8 @@ pub struct EvalDetectorArgs {
     /// LFW folds to score on (1-5 were trained on; tune there, report 6-10).
     #[arg(long, value_delimiter = ',', default_values_t = TEST_FOLDS.to_vec())]
     folds: Vec<usize>,
-    /// Generated people (seed `--generated-seed`, never trained on) × 4 random views.
+    /// Generated people (seed `--generated-seed`, never trained on) × 4 random views; 0 scores
+    /// LFW only.
     #[arg(long, default_value_t = 150)]
     generated_people: u32,
     #[arg(long, default_value_t = 2000)]
@@ -284,17 +292,29 @@ fn file_name(path: &std::path::Path) -> Result<String> {
 }
 
 pub fn eval_detector(a: EvalDetectorArgs) -> Result<()> {
+    let lfw_input: [u32; 2] = match a.input[..] {
+        [w, h] if w > 0 && h > 0 && w % 32 == 0 && h % 32 == 0 => [w, h],
+        _ => bail!("--input {:?}: expected width,height, both positive multiples of 32", a.input),
+    };
+    if a.manifest.is_some() && a.generated_people == 0 {
+        bail!("--manifest with --generated-people 0: the manifest records the score on generated faces; evaluate at least one generated person");
+    }
+    if a.manifest.is_some() && lfw_input != LFW_INPUT {
+        bail!("--manifest with --input {lfw_input:?}: the manifest records the score at the LFW input {LFW_INPUT:?}");
+    }
     let lfw = load_sources(&lfw_labels(&a.lfw, &a.labels, &a.folds)?, a.teacher_threshold);
     let refiner = a.refiner.as_deref().map(|p| refiner_file(p, a.passes)).transpose()?;
     let entry = refiner.as_ref().map(|r| r.entry.clone());
     let detector = DetectorFiles::open(&a.model, refiner)?;
-    let lfw_score = score(&detector, LFW_INPUT, a.threshold, &lfw)?;
+    let lfw_score = score(&detector, lfw_input, a.threshold, &lfw)?;
     print_score(&format!("LFW folds {:?} vs the teacher", a.folds), &lfw_score);
     let generated = generated_sources(a.generated_seed, 0, a.generated_people, 4);
     let gen_score = score(&detector, device_input(), a.threshold, &generated)?;
-    print_score("generated faces vs ground truth", &gen_score);
-    if a.teacher.exists() {
-        print_score("  the teacher on the same generated faces", &score(&DetectorFiles::open(&a.teacher, None)?, device_input(), 0.6, &generated)?);
+    if !generated.is_empty() {
+        print_score("generated faces vs ground truth", &gen_score);
+        if a.teacher.exists() {
+            print_score("  the teacher on the same generated faces", &score(&DetectorFiles::open(&a.teacher, None)?, device_input(), 0.6, &generated)?);
+        }
     }
     if let Some(path) = &a.manifest {
         use faceunlock_core::contract::{DetectorEntry, Manifest, RefinerEntry, TensorSpec, sha256_file};

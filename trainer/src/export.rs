@@ -50,6 +50,10 @@ pub(crate) fn int(name: &str, v: i64) -> pb::AttributeProto {
     pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Int as i32, i: v, ..Default::default() }
 }
 
+pub(crate) fn text(name: &str, v: &str) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::String as i32, s: v.as_bytes().to_vec(), ..Default::default() }
+}
+
 #[derive(Default)]
 pub(crate) struct GraphBuilder {
     pub(crate) nodes: Vec<pb::NodeProto>,

@@ -1,12 +1,13 @@
 //! ONNX export of the detector in YuNet's contract: input `input` `[1, 3, H, W]` BGR 0..255 (H
 //! and W symbolic), outputs `cls_s`, `obj_s` `[1, cells, 1]`, `bbox_s` `[1, cells, 4]`, `kps_s`
 //! `[1, cells, 10]` for strides 8, 16, 32, cells row-major. Batch norm is folded into the
-//! convolutions. The net has one face probability; `obj_s` repeats it, so the firmware's score
-//! `√(cls·obj)` is that probability. A score shift, added to every face logit, calibrates the
+//! convolutions; the top-down pathway, when the net has one, upsamples with `Resize` (nearest).
+//! The net has one face probability; `obj_s` repeats it, so the firmware's score `√(cls·obj)` is
+//! that probability. A score shift, added to every face logit, calibrates the
 //! exported score to the firmware's threshold ([`score_shift`]).
 
 use super::model::{DetectorNet, PIXEL_OFFSET, PIXEL_SCALE};
-use crate::export::{GraphBuilder, ints, tensor_type_named};
+use crate::export::{GraphBuilder, ints, tensor_type_named, text};
 use burn::prelude::*;
 use faceunlock_core::grid::STRIDES;
 use tract_onnx::pb;
@@ -18,6 +19,14 @@ fn cells_last(g: &mut GraphBuilder, x: String, channels: usize) -> String {
     let t = g.node("Transpose", vec![x], vec![ints("perm", &[0, 2, 3, 1])]);
     let shape = g.constant_i64("shape", vec![1, -1, channels as i64]);
     g.node("Reshape", vec![t, shape], vec![])
+}
+
+/// Nearest-neighbour 2× upsampling, as the model's `upsample2`.
+fn upsample2(g: &mut GraphBuilder, x: String) -> String {
+    let roi = g.constant("roi", &[0], vec![]);
+    let scales = g.constant("scales", &[4], vec![1.0, 1.0, 2.0, 2.0]);
+    let modes = [("mode", "nearest"), ("coordinate_transformation_mode", "asymmetric"), ("nearest_mode", "floor")];
+    g.node("Resize", vec![x, roi, scales], modes.iter().map(|(k, v)| text(k, v)).collect())
 }
 
 /// The logit shift that makes `firmware_threshold` on the exported score mean `threshold` on the
@@ -35,17 +44,24 @@ pub fn export_detector<B: Backend>(net: &DetectorNet<B>, score_shift: f32) -> Ve
     let scaled = g.node("Mul", vec![INPUT_NAME.into(), scale], vec![]);
     let mut x = g.node("Add", vec![scaled, offset], vec![]);
     x = g.conv_bn(x, &net.stem);
-    let mut outputs = Vec::new();
+    let mut features = Vec::with_capacity(3);
     for (i, stage) in net.stages.iter().enumerate() {
         for block in stage {
             x = g.conv_bn(x, &block.depthwise);
             x = g.conv_bn(x, &block.pointwise);
         }
-        if i == 0 {
-            continue;
+        if i >= 1 {
+            features.push(x.clone());
         }
-        let (head, stride) = (&net.heads[i - 1], STRIDES[i - 1]);
-        let c = g.conv_bn(x.clone(), &head.context);
+    }
+    for (i, project) in net.top_down.iter().enumerate().rev() {
+        let projected = g.conv_bn(features[i + 1].clone(), project);
+        let coarser = upsample2(&mut g, projected);
+        features[i] = g.node("Add", vec![features[i].clone(), coarser], vec![]);
+    }
+    let mut outputs = Vec::new();
+    for ((x, head), stride) in features.into_iter().zip(&net.heads).zip(STRIDES) {
+        let c = g.conv_bn(x, &head.context);
         let logit = g.conv(c.clone(), &head.score);
         let shifted = g.node("Add", vec![logit, shift.clone()], vec![]);
         let prob = g.node("Sigmoid", vec![shifted], vec![]);

@@ -1,6 +1,8 @@
 //! A small YuNet-compatible face detector: depthwise-separable backbone (5×5 depthwise kernels
 //! for a wide receptive field at little cost) with one head per stride 8, 16 and 32, each giving
 //! a face logit, a box and five landmarks per cell in the layout of [`faceunlock_core::grid`].
+//! Optionally (`top_down`, as YuNet's tiny FPN) each finer level adds the coarser level's
+//! features, projected by a 1×1 convolution and upsampled 2× (nearest), before its head.
 
 use crate::model::mobilenet::{ConvBn, running_statistics};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -58,6 +60,10 @@ pub struct DetectorConfig {
     pub extra_blocks: [usize; 4],
     #[config(default = 5)]
     pub kernel: usize,
+    /// Top-down pathway: strides 16 and 8 add the coarser level's projected, upsampled features.
+    /// Off by default so that configurations saved before it existed load unchanged.
+    #[config(default = false)]
+    pub top_down: bool,
 }
 
 #[derive(Module, Debug)]
@@ -66,6 +72,9 @@ pub struct DetectorNet<B: Backend> {
     /// Stages at strides 4, 8, 16, 32; the last three feed the heads.
     pub stages: Vec<Vec<SepConv<B>>>,
     pub heads: Vec<LevelHead<B>>,
+    /// 1×1 projections (batch-normed, linear) of the stride-16 and stride-32 features to the
+    /// widths of strides 8 and 16; empty without the top-down pathway.
+    pub top_down: Vec<ConvBn<B>>,
 }
 
 impl DetectorConfig {
@@ -78,8 +87,15 @@ impl DetectorConfig {
                 blocks
             })
             .collect();
-        DetectorNet { stem: ConvBn::new(device, 3, w[0], 3, 2, 1, true), stages, heads: w[2..].iter().map(|c| LevelHead::new(device, *c)).collect() }
+        let top_down = if self.top_down { (2..4).map(|i| ConvBn::new(device, w[i + 1], w[i], 1, 1, 1, false)).collect() } else { Vec::new() };
+        DetectorNet { stem: ConvBn::new(device, 3, w[0], 3, 2, 1, true), stages, heads: w[2..].iter().map(|c| LevelHead::new(device, *c)).collect(), top_down }
     }
+}
+
+/// Nearest-neighbour 2× upsampling (ONNX `Resize`, nearest, asymmetric, floor).
+fn upsample2<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h, 1, w, 1]).expand([n, c, h, 2, w, 2]).reshape([n, c, 2 * h, 2 * w])
 }
 
 /// Raw BGR 0..255 pixels to the network's range (also a graph node in the export).
@@ -90,25 +106,36 @@ impl<B: Backend> DetectorNet<B> {
     /// `image`: `[N, 3, H, W]` BGR 0..255, H and W multiples of 32.
     pub fn forward(&self, image: Tensor<B, 4>) -> Vec<LevelOutput<B>> {
         let mut x = self.stem.forward(image.mul_scalar(PIXEL_SCALE).add_scalar(PIXEL_OFFSET));
-        let mut levels = Vec::with_capacity(3);
+        let mut features = Vec::with_capacity(3);
         for (i, stage) in self.stages.iter().enumerate() {
             for block in stage {
                 x = block.forward(x);
             }
             if i >= 1 {
-                let head = &self.heads[i - 1];
-                let c = head.context.forward(x.clone());
-                levels.push(LevelOutput { score: head.score.forward(c.clone()), bbox: head.bbox.forward(c.clone()), kps: head.kps.forward(c) });
+                features.push(x.clone());
             }
         }
-        levels
+        // Coarse to fine: stride 16 adds stride 32's features, then stride 8 adds the result.
+        for (i, project) in self.top_down.iter().enumerate().rev() {
+            let coarser = upsample2(project.forward(features[i + 1].clone()));
+            features[i] = features[i].clone() + coarser;
+        }
+        features
+            .into_iter()
+            .zip(&self.heads)
+            .map(|(x, head)| {
+                let c = head.context.forward(x);
+                LevelOutput { score: head.score.forward(c.clone()), bbox: head.bbox.forward(c.clone()), kps: head.kps.forward(c) }
+            })
+            .collect()
     }
 
     /// Trainable parameters (batch-norm running statistics excluded).
     pub fn trainable_parameters(&self) -> usize {
         let units = std::iter::once(&self.stem)
             .chain(self.stages.iter().flatten().flat_map(|b| [&b.depthwise, &b.pointwise]))
-            .chain(self.heads.iter().map(|h| &h.context));
+            .chain(self.heads.iter().map(|h| &h.context))
+            .chain(&self.top_down);
         self.num_params() - running_statistics(units)
     }
 }
@@ -120,11 +147,21 @@ mod tests {
     #[test]
     fn levels_have_the_yunet_grid_sizes_and_the_model_fits_the_size_budget() {
         let device = Default::default();
-        let net = DetectorConfig::new().init::<burn::backend::Flex>(&device);
-        let out = net.forward(Tensor::zeros([2, 3, 160, 96], &device));
-        let dims: Vec<_> = out.iter().map(|l| (l.score.dims(), l.bbox.dims()[1], l.kps.dims()[1])).collect();
-        assert_eq!(dims, vec![([2, 1, 20, 12], 4, 10), ([2, 1, 10, 6], 4, 10), ([2, 1, 5, 3], 4, 10)]);
-        // ≤ 1 MB as f32 (issue 6).
-        assert!(net.trainable_parameters() * 4 < 1_000_000, "{} parameters", net.trainable_parameters());
+        for top_down in [false, true] {
+            let net = DetectorConfig::new().with_top_down(top_down).init::<burn::backend::Flex>(&device);
+            let out = net.forward(Tensor::zeros([2, 3, 160, 96], &device));
+            let dims: Vec<_> = out.iter().map(|l| (l.score.dims(), l.bbox.dims()[1], l.kps.dims()[1])).collect();
+            assert_eq!(dims, vec![([2, 1, 20, 12], 4, 10), ([2, 1, 10, 6], 4, 10), ([2, 1, 5, 3], 4, 10)]);
+            // ≤ 1 MB as f32 (issue 6).
+            assert!(net.trainable_parameters() * 4 < 1_000_000, "{} parameters", net.trainable_parameters());
+        }
+    }
+
+    #[test]
+    fn upsampling_repeats_each_cell_in_a_2x2_block() {
+        let device = Default::default();
+        let x = Tensor::<burn::backend::Flex, 4>::from_data([[[[1.0, 2.0], [3.0, 4.0]]]], &device);
+        let up: Vec<f32> = upsample2(x).into_data().to_vec().unwrap();
+        assert_eq!(up, vec![1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 3.0, 3.0, 4.0, 4.0]);
     }
 }
