@@ -61,7 +61,7 @@ pub struct DetectorConfig {
     #[config(default = 5)]
     pub kernel: usize,
     /// Top-down pathway: strides 16 and 8 add the coarser level's projected, upsampled features.
-    /// Off by default so that configurations saved before it existed load unchanged.
+    /// Off by default: the shipped detector's architecture (`docs/detector.md` run 2).
     #[config(default = false)]
     pub top_down: bool,
 }
