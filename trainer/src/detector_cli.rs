@@ -293,7 +293,7 @@ fn file_name(path: &std::path::Path) -> Result<String> {
 
 pub fn eval_detector(a: EvalDetectorArgs) -> Result<()> {
     let lfw_input: [u32; 2] = match a.input[..] {
-        [w, h] if w > 0 && h > 0 && w % 32 == 0 && h % 32 == 0 => [w, h],
+        [w, h] if w > 0 && h > 0 && w.is_multiple_of(32) && h.is_multiple_of(32) => [w, h],
         _ => bail!("--input {:?}: expected width,height, both positive multiples of 32", a.input),
     };
     if a.manifest.is_some() && a.generated_people == 0 {
