@@ -143,7 +143,7 @@ pub fn train_detector(a: TrainDetectorArgs) -> Result<()> {
     if a.input == 0 || !a.input.is_multiple_of(32) {
         bail!("--input {}: expected a positive multiple of 32", a.input);
     }
-    let cfg = DetectorTrainConfig::new(trainer::detector::model::DetectorConfig::new().with_kernel(a.kernel).with_top_down(a.top_down))
+    let cfg = DetectorTrainConfig::new(trainer::detector::model::DetectorConfig::new().with_kernel(a.kernel).with_top_down(Some(a.top_down)))
         .with_input([a.input, a.input])
         .with_batch_size(a.batch)
         .with_learning_rate(a.run.lr)

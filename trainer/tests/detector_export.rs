@@ -25,7 +25,7 @@ fn trained_exported_detector_matches_burn_in_tract() {
     let dir = tempfile::tempdir().unwrap();
     let sources = generated_sources(9, 0, 3, 2);
     let (train_set, val_set) = sources.split_at(4);
-    let cfg = DetectorTrainConfig::new(DetectorConfig::new().with_top_down(true)).with_input([64, 64]).with_batch_size(4).with_steps(3);
+    let cfg = DetectorTrainConfig::new(DetectorConfig::new().with_top_down(Some(true))).with_input([64, 64]).with_batch_size(4).with_steps(3);
     let run = dir.path().join("run");
     let report = train::<Autodiff<B>>(&cfg, train_set, val_set, &run, &Default::default()).unwrap();
     assert_eq!(report.state.steps_done, 3);

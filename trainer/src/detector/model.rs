@@ -61,9 +61,9 @@ pub struct DetectorConfig {
     #[config(default = 5)]
     pub kernel: usize,
     /// Top-down pathway: strides 16 and 8 add the coarser level's projected, upsampled features.
-    /// Off by default: the shipped detector's architecture (`docs/detector.md` run 2).
-    #[config(default = false)]
-    pub top_down: bool,
+    /// Off unless `Some(true)`: the shipped detector's architecture (`docs/detector.md` run 2).
+    /// An `Option` so that configurations saved before it existed still load (as `None`).
+    pub top_down: Option<bool>,
 }
 
 #[derive(Module, Debug)]
@@ -87,7 +87,7 @@ impl DetectorConfig {
                 blocks
             })
             .collect();
-        let top_down = if self.top_down { (2..4).map(|i| ConvBn::new(device, w[i + 1], w[i], 1, 1, 1, false)).collect() } else { Vec::new() };
+        let top_down = if self.top_down == Some(true) { (2..4).map(|i| ConvBn::new(device, w[i + 1], w[i], 1, 1, 1, false)).collect() } else { Vec::new() };
         DetectorNet { stem: ConvBn::new(device, 3, w[0], 3, 2, 1, true), stages, heads: w[2..].iter().map(|c| LevelHead::new(device, *c)).collect(), top_down }
     }
 }
@@ -148,13 +148,21 @@ mod tests {
     fn levels_have_the_yunet_grid_sizes_and_the_model_fits_the_size_budget() {
         let device = Default::default();
         for top_down in [false, true] {
-            let net = DetectorConfig::new().with_top_down(top_down).init::<burn::backend::Flex>(&device);
+            let net = DetectorConfig::new().with_top_down(Some(top_down)).init::<burn::backend::Flex>(&device);
             let out = net.forward(Tensor::zeros([2, 3, 160, 96], &device));
             let dims: Vec<_> = out.iter().map(|l| (l.score.dims(), l.bbox.dims()[1], l.kps.dims()[1])).collect();
             assert_eq!(dims, vec![([2, 1, 20, 12], 4, 10), ([2, 1, 10, 6], 4, 10), ([2, 1, 5, 3], 4, 10)]);
             // ≤ 1 MB as f32 (issue 6).
             assert!(net.trainable_parameters() * 4 < 1_000_000, "{} parameters", net.trainable_parameters());
         }
+    }
+
+    #[test]
+    fn a_configuration_saved_before_the_top_down_pathway_loads_without_it() {
+        let saved = r#"{"widths": [16, 32, 64, 96, 128], "extra_blocks": [1, 2, 1, 1], "kernel": 5}"#;
+        let cfg: DetectorConfig = serde_json::from_str(saved).unwrap();
+        assert_eq!(cfg.top_down, None);
+        assert!(cfg.init::<burn::backend::Flex>(&Default::default()).top_down.is_empty());
     }
 
     #[test]
