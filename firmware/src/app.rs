@@ -120,7 +120,7 @@ impl Unlocker {
                 }
                 FaceOutcome::Embedded { embedding, .. } => {
                     // A near-duplicate adds nothing: ask for another pose instead.
-                    if templates.iter().all(|t| cosine(t, embedding) < 0.995) {
+                    if templates.iter().all(|t| cosine(t, embedding) < self.config.decision.enroll_duplicate_similarity) {
                         templates.push(embedding.to_vec());
                         if let Some(p) = prompts.get(templates.len()) {
                             log::info!("template {}/{wanted} taken; now {p}", templates.len());

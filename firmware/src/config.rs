@@ -150,6 +150,9 @@ pub struct DecisionConfig {
     pub min_sharpness: f32,
     /// Frames an enrolment collects.
     pub enroll_frames: usize,
+    /// An enrolment frame whose cosine similarity to a template already taken reaches this adds
+    /// nothing and is not kept (the person is asked for another pose).
+    pub enroll_duplicate_similarity: f32,
 }
 
 impl Default for DecisionConfig {
@@ -164,6 +167,7 @@ impl Default for DecisionConfig {
             max_brightness: 225.0,
             min_sharpness: 15.0,
             enroll_frames: 5,
+            enroll_duplicate_similarity: 0.995,
         }
     }
 }
@@ -288,6 +292,9 @@ impl Config {
         if d.enroll_frames == 0 {
             p.push("decision.enroll_frames = 0: expected at least 1".into());
         }
+        if !(d.enroll_duplicate_similarity > -1.0 && d.enroll_duplicate_similarity <= 1.0) {
+            p.push(format!("decision.enroll_duplicate_similarity = {}: expected a cosine similarity in (-1, 1]", d.enroll_duplicate_similarity));
+        }
         if self.lockout.max_failures == 0 {
             p.push("lockout.max_failures = 0: expected at least 1".into());
         }
@@ -316,5 +323,18 @@ impl Config {
             }
         }
         p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_an_enrolment_similarity_outside_the_cosine_range_is_named() {
+        assert_eq!(Config::default().problems(), Vec::<String>::new());
+        let mut cfg = Config::default();
+        cfg.decision.enroll_duplicate_similarity = 1.5;
+        assert_eq!(cfg.problems(), vec!["decision.enroll_duplicate_similarity = 1.5: expected a cosine similarity in (-1, 1]".to_string()]);
     }
 }
