@@ -10,7 +10,7 @@ use faceunlock_data::synth::{Generator, writer::write_dataset};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use trainer::model::mobilenet::Depthwise;
-use trainer::model::{EncoderConfig, ModelConfig};
+use trainer::model::{ArcMargin, EncoderConfig, ModelConfig};
 use trainer::sources::{Pool, TRAIN_FOLDS, TEST_FOLDS, save_list, split};
 use trainer::training::{TrainConfig, load_trained, train as train_loop};
 
@@ -229,6 +229,16 @@ pub struct TrainArgs {
     /// The ablation: no segmentation teacher.
     #[arg(long)]
     id_only: bool,
+    /// Train identities with ArcFace's angular margin (radians, e.g. 0.3) instead of a softmax on
+    /// ReLU outputs; the exported embedding then has no ReLU.
+    #[arg(long)]
+    arc_margin: Option<f64>,
+    /// ArcFace's scale on the cosines (with --arc-margin).
+    #[arg(long, default_value_t = 30.0, requires = "arc_margin")]
+    arc_scale: f64,
+    /// Start from this trained run's weights (same model shape) instead of ImageNet's: fine-tuning.
+    #[arg(long)]
+    init_from: Option<PathBuf>,
     #[arg(long, default_value_t = 125)]
     epochs: usize,
     #[arg(long, default_value_t = 20)]
@@ -287,7 +297,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
     for (name, list) in [("train.jsonl", &splits.train), ("val.jsonl", &splits.val), ("test.jsonl", &splits.test)] {
         save_list(&a.out.join(name), list)?;
     }
-    let cfg = TrainConfig::new(model_config(a.depthwise, pool.identities, a.id_only))
+    let arc = a.arc_margin.map(|margin| ArcMargin::new().with_margin(margin).with_scale(a.arc_scale));
+    let cfg = TrainConfig::new(model_config(a.depthwise, pool.identities, a.id_only).with_arc(arc))
+        .with_init_from(a.init_from.as_ref().map(|p| p.display().to_string()))
         .with_max_epochs(a.epochs)
         .with_patience(a.patience)
         .with_batch_size(a.batch)
@@ -407,7 +419,7 @@ pub(crate) fn write_model(out: &Path, bytes: &[u8], parameters: usize) -> Result
 
 #[derive(Args)]
 pub struct WhitenArgs {
-    /// An exported embedder (`export`): its embedding layer's Gemm followed by a ReLU.
+    /// An exported embedder (`export`): its embedding layer's Gemm, with or without a ReLU after.
     #[arg(long)]
     model: PathBuf,
     /// Where to write the whitened embedder.
@@ -428,10 +440,10 @@ pub struct WhitenArgs {
 /// and write the embedder with it folded in.
 pub fn whiten(a: WhitenArgs) -> Result<()> {
     use prost::Message;
-    use trainer::whiten::{Whitening, drop_final_relu, fold_into_gemm};
+    use trainer::whiten::{Whitening, fold_into_gemm, take_pre_activation};
     let bytes = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
     let mut model = tract_onnx::pb::ModelProto::decode(bytes.as_slice()).map_err(|e| anyhow::anyhow!("{}: not an ONNX model: {e}", a.model.display()))?;
-    drop_final_relu(&mut model).with_context(|| format!("{}", a.model.display()))?;
+    take_pre_activation(&mut model).with_context(|| format!("{}", a.model.display()))?;
     let pre = tempfile::Builder::new().suffix(".onnx").tempfile().context("creating a temporary file for the pre-activation model")?;
     std::fs::write(pre.path(), model.encode_to_vec()).with_context(|| format!("writing {}", pre.path().display()))?;
     let lfw = faceunlock_data::lfw::Lfw::open(&a.lfw)?;

@@ -167,7 +167,8 @@ impl GraphBuilder {
     }
 }
 
-/// Serialised ONNX model: input `image` 1×3×128×128 f32, output `embedding` 1×128.
+/// Serialised ONNX model: input `image` 1×3×128×128 f32, output `embedding` 1×128 (after the
+/// embedding layer's ReLU, or straight out of the layer for a head trained with an angular margin).
 pub fn export_onnx<B: Backend>(encoder: &Encoder<B>, id_head: &IdHead<B>) -> Vec<u8> {
     let mut g = GraphBuilder::default();
     let mut x = g.conv_bn(INPUT_NAME.to_string(), &encoder.stem);
@@ -189,7 +190,9 @@ pub fn export_onnx<B: Backend>(encoder: &Encoder<B>, id_head: &IdHead<B>) -> Vec
     let w = g.constant("embed_w", &wdims, values(&id_head.embed.weight.val()));
     let b = g.constant("embed_b", &[wdims[1]], id_head.embed.bias.as_ref().map_or_else(|| vec![0.0; wdims[1]], |b| values(&b.val())));
     let gemm = g.node("Gemm", vec![flat, w, b], vec![]);
-    g.node("Relu", vec![gemm], vec![]);
+    if id_head.arc.is_none() {
+        g.node("Relu", vec![gemm], vec![]);
+    }
     g.name_last_output(OUTPUT_NAME);
     let s = CROP_SIZE as usize;
     let value = |name: &str, dims: &[usize]| pb::ValueInfoProto { name: name.into(), r#type: Some(tensor_type(dims)), ..Default::default() };

@@ -3,7 +3,7 @@
 
 use crate::checkpoint::{load_run, save, start_or_resume};
 use crate::data::{Augment, Batch, PrepareError, Prepared, collate, prepare_refs};
-use crate::loss::{id_loss, seg_loss};
+use crate::loss::seg_loss;
 use crate::model::{ModelConfig, SegDistilledId};
 use anyhow::{Context, Result};
 use burn::module::AutodiffModule;
@@ -42,6 +42,9 @@ pub struct TrainConfig {
     pub augment: Augment,
     /// ImageNet MobileNetV2 safetensors to initialise the encoder from.
     pub imagenet: Option<String>,
+    /// A trained run whose weights (best, else last) a new run starts from instead: fine-tuning,
+    /// e.g. with another ID loss. Its model must have the same shape.
+    pub init_from: Option<String>,
     /// Wall-clock budget: no epoch is started that would be expected to end past it.
     pub time_budget_minutes: Option<f64>,
 }
@@ -68,9 +71,13 @@ pub struct EpochMetrics {
     pub images: usize,
 }
 
-/// Build a model as the config says, from ImageNet weights where given.
+/// Build a model as the config says, from a trained run's weights or ImageNet's where given.
 pub fn init_model<B: Backend>(config: &TrainConfig, device: &B::Device) -> Result<SegDistilledId<B>> {
     let mut model = config.model.init::<B>(device);
+    if let Some(run) = &config.init_from {
+        let (_, trained) = load_run::<B, TrainConfig, _>(Path::new(run), |_| model, device).with_context(|| format!("starting from the run in {run} (its model must have this run's shape)"))?;
+        return Ok(trained);
+    }
     if let Some(path) = &config.imagenet {
         model.encoder = crate::model::imagenet::load_imagenet(model.encoder, Path::new(path), device)?;
     }
@@ -88,7 +95,7 @@ struct StepOut<B: Backend> {
 
 fn step<B: Backend>(model: &SegDistilledId<B>, batch: &Batch<B>, cfg: &TrainConfig) -> StepOut<B> {
     let out = model.forward(batch.images.clone());
-    let id = id_loss(out.id_logits.clone(), batch.identities.clone());
+    let id = model.id_head.loss(out.embedding.clone(), batch.identities.clone());
     let correct = out.id_logits.argmax(1).squeeze_dim::<1>(1).equal(batch.identities.clone()).int().sum();
     let seg = out.seg_logits.as_ref().map(|l| seg_loss(l.clone(), batch.admissible.clone(), batch.labelled.clone()));
     let loss = match &seg {

@@ -1,5 +1,5 @@
 //! Whitening an exported embedder (`faceunlock-train whiten`): the embedding is taken before the
-//! embedding layer's ReLU, centred and whitened with statistics of training faces, and the whole
+//! embedding layer's ReLU (if it has one), centred and whitened with statistics of training faces, and the whole
 //! affine map folded into the embedding layer's `Gemm`: the model keeps its tensor contract and
 //! its parameter count.
 //!
@@ -70,18 +70,24 @@ fn output_node(graph: &pb::GraphProto) -> Result<(usize, String)> {
     Ok((at, output))
 }
 
-/// Remove the final `Relu` on the embedding layer's `Gemm`: the `Gemm` then writes the output.
-pub fn drop_final_relu(model: &mut pb::ModelProto) -> Result<()> {
+/// Make the embedding layer's `Gemm` write the output: remove a final `Relu` on it (an embedder
+/// trained with a softmax) or check there is none (one trained with an angular margin). Returns
+/// whether a `Relu` was removed.
+pub fn take_pre_activation(model: &mut pb::ModelProto) -> Result<bool> {
     let graph = model.graph.as_mut().context("the ONNX model has no graph")?;
     let (at, output) = output_node(graph)?;
-    let relu = &graph.node[at];
-    ensure!(relu.op_type == "Relu", "expected the embedding `{output}` to come out of a Relu (an embedder as `faceunlock-train export` writes it), found {}", relu.op_type);
-    let pre = relu.input.first().context("a Relu without input")?.clone();
-    graph.node.remove(at);
+    let last = &graph.node[at];
+    let relu = match last.op_type.as_str() {
+        "Gemm" => return Ok(false),
+        "Relu" => at,
+        other => bail!("expected the embedding `{output}` to come out of the embedding layer's Gemm or a Relu on it (an embedder as `faceunlock-train export` writes it), found {other}"),
+    };
+    let pre = graph.node[relu].input.first().context("a Relu without input")?.clone();
+    graph.node.remove(relu);
     let gemm = graph.node.iter_mut().find(|n| n.output.contains(&pre)).with_context(|| format!("no node writes `{pre}`"))?;
     ensure!(gemm.op_type == "Gemm", "expected the Relu's input to come out of the embedding layer's Gemm, found {}", gemm.op_type);
     gemm.output = vec![output];
-    Ok(())
+    Ok(true)
 }
 
 /// The float values of initializer `name`, whichever field holds them.
@@ -152,7 +158,7 @@ mod tests {
         let mut model = tiny_embedder(&w, &b);
         let x = [1.0, -2.0, 0.5, 3.0];
         assert!(run(&model, &x).iter().all(|v| *v >= 0.0), "the original ends in a ReLU");
-        drop_final_relu(&mut model).unwrap();
+        assert!(take_pre_activation(&mut model).unwrap(), "the Relu is removed");
         let pre = run(&model, &x);
         let expected_pre: Vec<f32> = (0..3).map(|j| b[j] + (0..4).map(|i| x[i] * w[i * 3 + j]).sum::<f32>()).collect();
         assert!(pre.iter().zip(&expected_pre).all(|(a, e)| (a - e).abs() < 1e-5), "{pre:?} vs {expected_pre:?}");
@@ -166,11 +172,16 @@ mod tests {
     }
 
     #[test]
-    fn a_model_not_ending_in_relu_on_gemm_is_refused() {
+    fn an_embedding_straight_out_of_the_gemm_is_kept_and_anything_else_refused() {
         let mut model = tiny_embedder(&[0.0; 12], &[0.0; 3]);
-        drop_final_relu(&mut model).unwrap();
-        let e = drop_final_relu(&mut model).unwrap_err().to_string();
-        assert!(e.contains("expected the embedding `embedding` to come out of a Relu") && e.contains("found Gemm"), "{e}");
+        assert!(take_pre_activation(&mut model).unwrap());
+        let before = model.clone();
+        assert!(!take_pre_activation(&mut model).unwrap(), "no Relu left to remove");
+        assert_eq!(model, before);
+        let graph = model.graph.as_mut().unwrap();
+        graph.node.last_mut().unwrap().op_type = "Sigmoid".into();
+        let e = take_pre_activation(&mut model).unwrap_err().to_string();
+        assert!(e.contains("to come out of the embedding layer's Gemm or a Relu on it") && e.contains("found Sigmoid"), "{e}");
     }
 
     #[test]

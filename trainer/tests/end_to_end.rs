@@ -1,5 +1,7 @@
 //! Train a few steps on generated faces → export ONNX → run it in tract: the embeddings must
-//! equal Burn's within 1e-4 (max abs, after L2 normalisation).
+//! equal Burn's within 1e-4 (max abs, after L2 normalisation). Then fine-tune that run with
+//! ArcFace's margin (`init_from` + `arc`): it starts from the run's weights and exports without
+//! the ReLU.
 
 use burn::backend::Autodiff;
 use faceunlock::embed::Embedder;
@@ -7,8 +9,9 @@ use faceunlock_core::align::Aligner;
 use faceunlock_core::geometry::CropSpec;
 use faceunlock_data::synth::{Generator, writer::write_dataset};
 use faceunlock_data::synth_set::SynthSet;
-use trainer::model::{EncoderConfig, ModelConfig};
-use trainer::training::{TrainConfig, load_trained, train};
+use faceunlock_data::sample::SampleRef;
+use trainer::model::{ArcMargin, EncoderConfig, ModelConfig, SegDistilledId};
+use trainer::training::{TrainConfig, init_model, load_trained, train};
 
 type B = burn::backend::Flex;
 
@@ -35,26 +38,25 @@ fn trained_exported_model_matches_burn_in_tract() {
     let device = Default::default();
     let (_, model) = load_trained::<B>(&run, &device).unwrap();
     let onnx = trainer::export::export_onnx(&model.encoder, &model.id_head);
-    let entry = trainer::export::embedder_entry("test.onnx", String::new());
-    let mut embedder = Embedder::from_bytes(&run.join("test.onnx"), &onnx, &entry).unwrap();
+    let tract_embeddings = exported_embeddings_match_burn(&model, &onnx, val_refs, &run);
+    assert!(tract_embeddings.iter().flatten().all(|v| *v >= 0.0), "a softmax-trained embedding comes out of a ReLU");
 
-    let mut aligner = Aligner::new(CropSpec::default());
-    let crops: Vec<_> = val_refs
-        .iter()
-        .map(|r| {
-            let s = r.load().unwrap();
-            aligner.align(&s.image, &s.landmarks.unwrap()).unwrap().clone()
-        })
-        .collect();
-    let burn_embeddings = trainer::inference::embed_crops((&model.encoder, &model.id_head), &crops, &device);
-    let mut worst = 0.0f32;
-    for (crop, reference) in crops.iter().zip(&burn_embeddings) {
-        let got = embedder.embed(crop).unwrap();
-        for (a, b) in got.iter().zip(reference) {
-            worst = worst.max((a - b).abs());
-        }
-    }
-    assert!(worst <= 1e-4, "tract vs Burn max abs difference {worst}");
+    let arc = ArcMargin::new().with_margin(0.3);
+    let fine_cfg = TrainConfig::new(cfg.model.clone().with_arc(Some(arc.clone()))).with_init_from(Some(run.display().to_string())).with_batch_size(4).with_max_epochs(1).with_steps_per_epoch(Some(2));
+    let start = init_model::<B>(&fine_cfg, &device).unwrap();
+    let probe = burn::tensor::Tensor::<B, 4>::random([1, 3, 128, 128], burn::tensor::Distribution::Default, &device);
+    let (a, b) = (model.encoder.forward_top(probe.clone()), start.encoder.forward_top(probe));
+    assert!(a.equal(b).all().into_scalar(), "fine-tuning starts from the run's weights");
+    let fine = dir.path().join("arc");
+    train::<Autodiff<B>>(&fine_cfg, train_refs, val_refs, &fine, &Default::default()).unwrap();
+    let (saved, tuned) = load_trained::<B>(&fine, &device).unwrap();
+    assert_eq!(saved.model.arc, Some(arc), "config.json records the margin");
+    assert!(tuned.id_head.arc.is_some());
+    let arc_onnx = trainer::export::export_onnx(&tuned.encoder, &tuned.id_head);
+    assert_eq!((last_op(&onnx), last_op(&arc_onnx)), ("Relu".into(), "Gemm".into()), "no ReLU on an angular-margin embedding");
+    let arc_embeddings = exported_embeddings_match_burn(&tuned, &arc_onnx, val_refs, &fine);
+    assert!(arc_embeddings.iter().flatten().any(|v| *v < 0.0), "the embedding layer's output has both signs");
+
     // The ID-only ablation builds no teacher; the joint model's shipped path is ~2.4M parameters.
     assert!(model.teacher.is_some());
     let shipped = model.shipped_parameters();
@@ -62,4 +64,30 @@ fn trained_exported_model_matches_burn_in_tract() {
     // Folding turns each of the 17,056 batch-norm channels' scale and shift into one conv bias.
     assert_eq!(trainer::export::onnx_parameters(&onnx).unwrap(), shipped as u64 - 17_056);
     assert!(trainer::export::onnx_parameters(b"not a model").is_err());
+}
+
+/// Embed `refs`' aligned faces with `onnx` in tract and with `model` in Burn: equal within 1e-4.
+/// Returns tract's embeddings.
+fn exported_embeddings_match_burn(model: &SegDistilledId<B>, onnx: &[u8], refs: &[SampleRef], dir: &std::path::Path) -> Vec<Vec<f32>> {
+    let entry = trainer::export::embedder_entry("test.onnx", String::new());
+    let mut embedder = Embedder::from_bytes(&dir.join("test.onnx"), onnx, &entry).unwrap();
+    let mut aligner = Aligner::new(CropSpec::default());
+    let crops: Vec<_> = refs
+        .iter()
+        .map(|r| {
+            let s = r.load().unwrap();
+            aligner.align(&s.image, &s.landmarks.unwrap()).unwrap().clone()
+        })
+        .collect();
+    let burn_embeddings = trainer::inference::embed_crops((&model.encoder, &model.id_head), &crops, &Default::default());
+    let tract_embeddings: Vec<Vec<f32>> = crops.iter().map(|c| embedder.embed(c).unwrap().to_vec()).collect();
+    let worst = tract_embeddings.iter().flatten().zip(burn_embeddings.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst <= 1e-4, "tract vs Burn max abs difference {worst}");
+    tract_embeddings
+}
+
+/// The operator writing the exported model's output.
+fn last_op(onnx: &[u8]) -> String {
+    use prost::Message;
+    tract_onnx::pb::ModelProto::decode(onnx).unwrap().graph.unwrap().node.last().unwrap().op_type.clone()
 }

@@ -2,12 +2,12 @@
 //! face as it is shown (masked or bare), and the method's terms pull the two together. Same run
 //! directory as the teacher's runs (config, checkpoints, best weights, metrics CSV, resume).
 
-use super::loss::{elastic_arc, l2_normalize, soft_label, template_mse, triplet};
+use super::loss::{soft_label, template_mse, triplet};
 use super::{DistillConfig, LossWeights, Student};
 use crate::checkpoint::{has_checkpoint, load_run, save, start_or_resume};
 use crate::data::{Augment, Prepared, identities_tensor, images_tensor, prepare_each, prepare_masked_pair, prepare_refs};
 use crate::eval::closed_set::read_list;
-use crate::loss::id_loss;
+use crate::loss::{elastic_arc, id_loss, l2_normalize};
 use crate::model::SegDistilledId;
 use crate::training::{SYNC_EVERY, TrainState, accumulate, batches, epoch_order, load_trained, over_budget, progress, read_f64s};
 use anyhow::{Context, Result};

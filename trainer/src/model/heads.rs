@@ -6,12 +6,29 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
+use crate::loss::{elastic_arc, id_loss, l2_normalize};
 
-/// Global average pool → Linear(top → 128) + ReLU (the embedding) → Linear(128 → N) logits.
+/// Global average pool → Linear(top → 128) + ReLU (the embedding) → Linear(128 → N) logits;
+/// with an [`ArcMargin`], no ReLU and the logits are scaled cosines to the classifier's columns.
 #[derive(Module, Debug)]
 pub struct IdHead<B: Backend> {
     pub embed: Linear<B>,
     pub classify: Linear<B>,
+    /// Not stored with the weights (the run's `config.json` says it), so checkpoints saved before
+    /// the field existed load.
+    #[module(skip)]
+    pub arc: Option<ArcMargin>,
+}
+
+/// ArcFace's additive angular margin (Deng et al. 2019): the embedding is not passed through a
+/// ReLU, identities are scored by `scale · cos θ` to the classifier's columns (its bias unused),
+/// and in training the true class's angle is widened by `margin` (radians).
+#[derive(Config, Debug, PartialEq)]
+pub struct ArcMargin {
+    #[config(default = 30.0)]
+    pub scale: f64,
+    #[config(default = 0.3)]
+    pub margin: f64,
 }
 
 #[derive(Config, Debug)]
@@ -20,6 +37,7 @@ pub struct IdHeadConfig {
     pub classes: usize,
     #[config(default = 128)]
     pub embedding: usize,
+    pub arc: Option<ArcMargin>,
 }
 
 impl IdHeadConfig {
@@ -27,6 +45,7 @@ impl IdHeadConfig {
         IdHead {
             embed: LinearConfig::new(self.in_channels, self.embedding).init(device),
             classify: LinearConfig::new(self.embedding, self.classes).init(device),
+            arc: self.arc.clone(),
         }
     }
 }
@@ -36,14 +55,35 @@ impl<B: Backend> IdHead<B> {
         self.embed.weight.dims()[1]
     }
 
-    /// The embedding (after ReLU), `[batch, 128]`.
+    /// The embedding, `[batch, 128]`: after the ReLU, or the layer's output with an angular margin.
     pub fn embed(&self, top: Tensor<B, 4>) -> Tensor<B, 2> {
         let pooled = adaptive_avg_pool2d(top, [1, 1]).flatten::<2>(1, 3);
-        relu(self.embed.forward(pooled))
+        let embedding = self.embed.forward(pooled);
+        if self.arc.is_some() { embedding } else { relu(embedding) }
     }
 
+    /// Identity scores (no margin): the classifier's logits, or `scale · cos θ`.
     pub fn logits(&self, embedding: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.classify.forward(embedding)
+        match &self.arc {
+            None => self.classify.forward(embedding),
+            Some(arc) => l2_normalize(embedding).matmul(self.unit_centres()) * arc.scale,
+        }
+    }
+
+    /// The training loss of the ID task: softmax cross-entropy, or ArcFace's.
+    pub fn loss(&self, embedding: Tensor<B, 2>, identities: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+        match &self.arc {
+            None => id_loss(self.logits(embedding), identities),
+            Some(arc) => {
+                let margins = Tensor::full([embedding.dims()[0], 1], arc.margin, &embedding.device());
+                elastic_arc(embedding, self.classify.weight.val(), identities, margins, arc.scale)
+            }
+        }
+    }
+
+    /// The classifier's columns at unit length, `[embedding, classes]`.
+    fn unit_centres(&self) -> Tensor<B, 2> {
+        l2_normalize(self.classify.weight.val().transpose()).transpose()
     }
 }
 
@@ -112,5 +152,47 @@ impl<B: Backend> SegTeacher<B> {
             x = Tensor::cat(vec![up.forward(x), skips[3 - k].clone()], 1);
         }
         self.out.forward(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::tests::{B, ids};
+
+    fn head(arc: Option<ArcMargin>) -> IdHead<B> {
+        IdHeadConfig::new(8, 5).with_embedding(4).with_arc(arc).init(&Default::default())
+    }
+
+    fn top() -> Tensor<B, 4> {
+        Tensor::random([6, 8, 2, 2], burn::tensor::Distribution::Normal(0.0, 1.0), &Default::default())
+    }
+
+    #[test]
+    fn an_arc_head_keeps_the_sign_and_scores_scaled_cosines() {
+        let arc = ArcMargin::new().with_scale(10.0).with_margin(0.4);
+        let mut h = head(Some(arc.clone()));
+        let x = top();
+        let embedding = h.embed(x.clone());
+        assert!(embedding.clone().lower_elem(0.0).any().into_scalar(), "no ReLU on the embedding");
+        let logits = h.logits(embedding.clone());
+        assert!(logits.clone().abs().max().into_scalar() <= 10.0 + 1e-4, "|s·cos θ| ≤ s");
+        let labels = ids(vec![0, 1, 2, 3, 4, 0]);
+        let with_margin: f32 = h.loss(embedding.clone(), labels.clone()).into_scalar();
+        let plain: f32 = id_loss(logits, labels.clone()).into_scalar();
+        assert!(with_margin > plain, "the margin makes the true class harder: {with_margin} vs {plain}");
+        h.arc = Some(arc.with_margin(0.0));
+        let no_margin: f32 = h.loss(embedding, labels).into_scalar();
+        assert!((no_margin - plain).abs() < 1e-4, "margin 0 is a softmax on s·cos θ: {no_margin} vs {plain}");
+    }
+
+    #[test]
+    fn a_softmax_head_embeds_through_a_relu() {
+        let h = head(None);
+        let embedding = h.embed(top());
+        assert!(embedding.clone().greater_equal_elem(0.0).all().into_scalar());
+        let logits = h.logits(embedding.clone());
+        let expected = h.classify.forward(embedding);
+        assert!(logits.equal(expected).all().into_scalar());
     }
 }

@@ -8,7 +8,7 @@ pub mod imagenet;
 pub mod mobilenet;
 
 use burn::prelude::*;
-pub use heads::{IdHead, IdHeadConfig, SegTeacher, SegTeacherConfig};
+pub use heads::{ArcMargin, IdHead, IdHeadConfig, SegTeacher, SegTeacherConfig};
 pub use mobilenet::{Encoder, EncoderConfig};
 
 #[derive(Config, Debug)]
@@ -23,6 +23,8 @@ pub struct ModelConfig {
     pub teacher: bool,
     #[config(default = "[512, 256, 128, 64]")]
     pub decoder_widths: [usize; 4],
+    /// Train the ID task with ArcFace's angular margin instead of a softmax on ReLU outputs.
+    pub arc: Option<ArcMargin>,
 }
 
 #[derive(Module, Debug)]
@@ -41,7 +43,7 @@ pub struct Outputs<B: Backend> {
 impl ModelConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> SegDistilledId<B> {
         let encoder = self.encoder.init::<B>(device);
-        let id_head = IdHeadConfig::new(encoder.top_channels(), self.identities).with_embedding(self.embedding).init(device);
+        let id_head = IdHeadConfig::new(encoder.top_channels(), self.identities).with_embedding(self.embedding).with_arc(self.arc.clone()).init(device);
         let teacher = self.teacher.then(|| {
             let (skips, bottleneck) = encoder.tap_channels();
             SegTeacherConfig::new(faceunlock_data::classes::NUM_CLASSES, skips, bottleneck)
@@ -73,5 +75,23 @@ impl<B: Backend> SegDistilledId<B> {
     /// Trainable parameters of the shipped path (encoder + embedding layer, no classifier).
     pub fn shipped_parameters(&self) -> usize {
         self.encoder.trainable_parameters() + self.id_head.embed.num_params()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_saved_before_the_arc_margin_loads_without_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let old = r#"{"encoder": {"width": 1.0, "depthwise": "Grouped"}, "identities": 3035, "embedding": 128, "teacher": false, "decoder_widths": [512, 256, 128, 64]}"#;
+        std::fs::write(&path, old).unwrap();
+        let cfg = ModelConfig::load(&path).unwrap();
+        assert_eq!(cfg.arc, None);
+        let saved = dir.path().join("new.json");
+        cfg.with_arc(Some(ArcMargin::new())).save(&saved).unwrap();
+        assert_eq!(ModelConfig::load(&saved).unwrap().arc, Some(ArcMargin { scale: 30.0, margin: 0.3 }));
     }
 }
