@@ -8,7 +8,8 @@
 #
 # Trains the joint model within MINUTES and, beside it on the same GPU, the ID-only ablation on the
 # same data and seed, one epoch at a time (resuming), never past the joint run's epoch count: both
-# end with the same number of epochs.
+# end with the same number of epochs. ARC=0.3 trains both with ArcFace's angular margin instead of
+# a softmax on ReLU outputs (docs/ablation.md, session 14).
 set -u
 cd "$(dirname "$0")"
 MINUTES=${1:?minutes for the joint run}
@@ -19,7 +20,7 @@ xz -d -k -f faceunlock-train.xz && chmod +x faceunlock-train
 T=./faceunlock-train
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; echo "$(nproc) cores"
 $T synth --people "$PEOPLE" --views "$VIEWS" --seed 1 --out /tmp/synth 2>&1 | tail -1 | tee "$OUT/synth.log"
-common=(--synth /tmp/synth --packed lfw-pack --imagenet mnv2.safetensors --batch 64 --seed 1 --steps-per-epoch "$STEPS")
+common=(--synth /tmp/synth --packed lfw-pack --imagenet mnv2.safetensors --batch 64 --seed 1 --steps-per-epoch "$STEPS" ${ARC:+--arc-margin "$ARC"})
 epochs_done() { grep -o '"epochs_done": [0-9]*' "$1/state.json" 2>/dev/null | grep -o '[0-9]*$' || echo 0; }
 
 $T train --out /tmp/joint "${common[@]}" --epochs 125 --max-minutes "$MINUTES" > "$OUT/joint.log" 2>&1 &
