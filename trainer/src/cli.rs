@@ -309,7 +309,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         .with_lambda_seg(a.lambda_seg)
         .with_lambda_id(a.lambda_id)
         .with_time_budget_minutes(a.max_minutes)
-        .with_imagenet((!a.no_imagenet).then(|| a.imagenet.display().to_string()));
+        .with_imagenet((!a.no_imagenet && a.init_from.is_none()).then(|| a.imagenet.display().to_string()));
     run_backend(&cfg, &splits.train, &splits.val, &a.out)
 }
 

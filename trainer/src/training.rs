@@ -1,7 +1,7 @@
 //! The training loop: Adam, early stopping on validation loss, checkpoint + resume, the config
 //! saved next to the weights, one CSV row per epoch, progress bars.
 
-use crate::checkpoint::{load_run, save, start_or_resume};
+use crate::checkpoint::{has_checkpoint, load_run, save, start_or_resume};
 use crate::data::{Augment, Batch, PrepareError, Prepared, collate, prepare_refs};
 use crate::loss::seg_loss;
 use crate::model::{ModelConfig, SegDistilledId};
@@ -262,7 +262,9 @@ pub struct TrainReport {
 /// Train (or resume training) into `dir`.
 pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], val_refs: &[SampleRef], dir: &Path, device: &B::Device) -> Result<TrainReport> {
     let header = "epoch,train_loss,train_seg,train_id,train_id_acc,val_loss,val_seg,val_id,val_id_acc,val_miou,seconds,train_img_per_s";
-    let run = start_or_resume(dir, cfg, init_model::<B>(cfg, device)?, AdamConfig::new().init::<B, SegDistilledId<B>>(), header, device)?;
+    // A resumed run loads its checkpoint: the weights it started from (ImageNet's, another run's) may be gone.
+    let model = if has_checkpoint(dir) { cfg.model.init::<B>(device) } else { init_model::<B>(cfg, device)? };
+    let run = start_or_resume(dir, cfg, model, AdamConfig::new().init::<B, SegDistilledId<B>>(), header, device)?;
     let (mut model, mut optim, mut csv) = (run.model, run.optim, run.csv);
     let mut state: TrainState = run.state.unwrap_or_default();
     if state.epochs_done > 0 {

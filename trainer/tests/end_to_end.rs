@@ -1,7 +1,7 @@
 //! Train a few steps on generated faces → export ONNX → run it in tract: the embeddings must
 //! equal Burn's within 1e-4 (max abs, after L2 normalisation). Then fine-tune that run with
-//! ArcFace's margin (`init_from` + `arc`): it starts from the run's weights and exports without
-//! the ReLU.
+//! ArcFace's margin (`init_from` + `arc`): it starts from the run's weights, exports without the
+//! ReLU, and resumes after the run it started from is gone.
 
 use burn::backend::Autodiff;
 use faceunlock::embed::Embedder;
@@ -56,6 +56,10 @@ fn trained_exported_model_matches_burn_in_tract() {
     assert_eq!((last_op(&onnx), last_op(&arc_onnx)), ("Relu".into(), "Gemm".into()), "no ReLU on an angular-margin embedding");
     let arc_embeddings = exported_embeddings_match_burn(&tuned, &arc_onnx, val_refs, &fine);
     assert!(arc_embeddings.iter().flatten().any(|v| *v < 0.0), "the embedding layer's output has both signs");
+    // The run it started from may be gone when the fine-tune resumes: the checkpoint suffices.
+    std::fs::remove_dir_all(&run).unwrap();
+    let resumed = train::<Autodiff<B>>(&fine_cfg.with_max_epochs(2), train_refs, val_refs, &fine, &Default::default()).unwrap();
+    assert_eq!(resumed.state.epochs_done, 2);
 
     // The ID-only ablation builds no teacher; the joint model's shipped path is ~2.4M parameters.
     assert!(model.teacher.is_some());
