@@ -28,14 +28,18 @@ pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     x / norm
 }
 
+/// Columns scaled to unit length (class centres stored as `[embedding, classes]`).
+pub fn unit_columns<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    l2_normalize(x.transpose()).transpose()
+}
+
 /// ElasticFace-Arc: ArcFace's additive angular margin with the margin drawn per sample
 /// (`margins`, `[batch, 1]`): logits `s·cos(θ_y + m)` for the true class, `s·cos θ_j` for the
 /// others, then cross-entropy. `centres` is `[embedding, classes]`. Where `θ_y + m` would pass π
 /// the logit is ArcFace's linear continuation `cos θ_y − m·sin m`, so it stays monotone.
 pub fn elastic_arc<B: Backend>(embedding: Tensor<B, 2>, centres: Tensor<B, 2>, labels: Tensor<B, 1, Int>, margins: Tensor<B, 2>, scale: f64) -> Tensor<B, 1> {
     let [_, classes] = centres.dims();
-    let centres = l2_normalize(centres.transpose()).transpose();
-    let cos = l2_normalize(embedding).matmul(centres).clamp(-1.0 + 1e-6, 1.0 - 1e-6);
+    let cos = l2_normalize(embedding).matmul(unit_columns(centres)).clamp(-1.0 + 1e-6, 1.0 - 1e-6);
     let one_hot = labels.clone().one_hot::<2>(classes).float();
     let target = (cos.clone() * one_hot.clone()).sum_dim(1);
     let sin = (target.clone().square().neg() + 1.0).clamp_min(0.0).sqrt();

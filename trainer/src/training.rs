@@ -95,7 +95,7 @@ struct StepOut<B: Backend> {
 
 fn step<B: Backend>(model: &SegDistilledId<B>, batch: &Batch<B>, cfg: &TrainConfig) -> StepOut<B> {
     let out = model.forward(batch.images.clone());
-    let id = model.id_head.loss(out.embedding.clone(), batch.identities.clone());
+    let id = model.id_head.loss(out.embedding.clone(), out.id_logits.clone(), batch.identities.clone());
     let correct = out.id_logits.argmax(1).squeeze_dim::<1>(1).equal(batch.identities.clone()).int().sum();
     let seg = out.seg_logits.as_ref().map(|l| seg_loss(l.clone(), batch.admissible.clone(), batch.labelled.clone()));
     let loss = match &seg {

@@ -6,7 +6,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
-use crate::loss::{elastic_arc, id_loss, l2_normalize};
+use crate::loss::{elastic_arc, id_loss, l2_normalize, unit_columns};
 
 /// Global average pool → Linear(top → 128) + ReLU (the embedding) → Linear(128 → N) logits;
 /// with an [`ArcMargin`], no ReLU and the logits are scaled cosines to the classifier's columns.
@@ -66,24 +66,20 @@ impl<B: Backend> IdHead<B> {
     pub fn logits(&self, embedding: Tensor<B, 2>) -> Tensor<B, 2> {
         match &self.arc {
             None => self.classify.forward(embedding),
-            Some(arc) => l2_normalize(embedding).matmul(self.unit_centres()) * arc.scale,
+            Some(arc) => l2_normalize(embedding).matmul(unit_columns(self.classify.weight.val())) * arc.scale,
         }
     }
 
-    /// The training loss of the ID task: softmax cross-entropy, or ArcFace's.
-    pub fn loss(&self, embedding: Tensor<B, 2>, identities: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+    /// The training loss of the ID task: softmax cross-entropy of `logits` (this head's, of
+    /// `embedding`), or ArcFace's.
+    pub fn loss(&self, embedding: Tensor<B, 2>, logits: Tensor<B, 2>, identities: Tensor<B, 1, Int>) -> Tensor<B, 1> {
         match &self.arc {
-            None => id_loss(self.logits(embedding), identities),
+            None => id_loss(logits, identities),
             Some(arc) => {
                 let margins = Tensor::full([embedding.dims()[0], 1], arc.margin, &embedding.device());
                 elastic_arc(embedding, self.classify.weight.val(), identities, margins, arc.scale)
             }
         }
-    }
-
-    /// The classifier's columns at unit length, `[embedding, classes]`.
-    fn unit_centres(&self) -> Tensor<B, 2> {
-        l2_normalize(self.classify.weight.val().transpose()).transpose()
     }
 }
 
@@ -178,11 +174,11 @@ mod tests {
         let logits = h.logits(embedding.clone());
         assert!(logits.clone().abs().max().into_scalar() <= 10.0 + 1e-4, "|s·cos θ| ≤ s");
         let labels = ids(vec![0, 1, 2, 3, 4, 0]);
-        let with_margin: f32 = h.loss(embedding.clone(), labels.clone()).into_scalar();
-        let plain: f32 = id_loss(logits, labels.clone()).into_scalar();
+        let with_margin: f32 = h.loss(embedding.clone(), logits.clone(), labels.clone()).into_scalar();
+        let plain: f32 = id_loss(logits.clone(), labels.clone()).into_scalar();
         assert!(with_margin > plain, "the margin makes the true class harder: {with_margin} vs {plain}");
         h.arc = Some(arc.with_margin(0.0));
-        let no_margin: f32 = h.loss(embedding, labels).into_scalar();
+        let no_margin: f32 = h.loss(embedding, logits, labels).into_scalar();
         assert!((no_margin - plain).abs() < 1e-4, "margin 0 is a softmax on s·cos θ: {no_margin} vs {plain}");
     }
 
