@@ -34,12 +34,15 @@ pub(crate) struct Opened<M, O, S> {
 }
 
 /// Whether `dir` holds a complete checkpoint (a run there resumes instead of starting).
-pub(crate) fn has_checkpoint(dir: &Path) -> bool {
+fn has_checkpoint(dir: &Path) -> bool {
     dir.join(STATE_FILE).exists()
 }
 
-/// Start a run in `dir` (save `cfg`, write the CSV `header`) or resume the one there.
-pub(crate) fn start_or_resume<B, M, O, S, C>(dir: &Path, cfg: &C, model: M, optim: O, header: &str, device: &B::Device) -> Result<Opened<M, O, S>>
+/// Start a run in `dir` (save `cfg`, write the CSV `header`) or resume the one there. `model` is
+/// the run's architecture: a new run takes its starting weights from `fresh(model)`, a resumed
+/// one loads its checkpoint instead, so whatever `fresh` reads (ImageNet's weights, another run)
+/// may be gone by then.
+pub(crate) fn start_or_resume<B, M, O, S, C>(dir: &Path, cfg: &C, model: M, fresh: impl FnOnce(M) -> Result<M>, optim: O, header: &str, device: &B::Device) -> Result<Opened<M, O, S>>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B>,
@@ -57,6 +60,7 @@ where
         let record = recorder().load(dir.join(OPTIMIZER_FILE), device).with_context(|| format!("loading the optimizer state in {}", dir.display()))?;
         (model, optim.load_record(record), Some(state))
     } else {
+        let model = fresh(model)?;
         cfg.save(dir.join(CONFIG_FILE)).with_context(|| format!("writing {}", dir.join(CONFIG_FILE).display()))?;
         (model, optim, None)
     };

@@ -82,7 +82,7 @@ where
 {
     let parts = task.parts();
     let header = format!("step,{},{},lr,img_per_s", parts.join(","), parts.iter().map(|p| format!("val_{p}")).collect::<Vec<_>>().join(","));
-    let opened = start_or_resume(dir, cfg, model, AdamConfig::new().init::<B, T::Model>(), &header, device)?;
+    let opened = start_or_resume(dir, cfg, model, Ok, AdamConfig::new().init::<B, T::Model>(), &header, device)?;
     let (mut model, mut optim, mut csv) = (opened.model, opened.optim, opened.csv);
     let mut state = opened.state.unwrap_or(StepState { planned_steps: plan.steps, ..Default::default() });
     if state.steps_done > 0 {

@@ -1,7 +1,7 @@
 //! The training loop: Adam, early stopping on validation loss, checkpoint + resume, the config
 //! saved next to the weights, one CSV row per epoch, progress bars.
 
-use crate::checkpoint::{has_checkpoint, load_run, save, start_or_resume};
+use crate::checkpoint::{load_run, save, start_or_resume};
 use crate::data::{Augment, Batch, PrepareError, Prepared, collate, prepare_refs};
 use crate::loss::seg_loss;
 use crate::model::{ModelConfig, SegDistilledId};
@@ -73,7 +73,12 @@ pub struct EpochMetrics {
 
 /// Build a model as the config says, from a trained run's weights or ImageNet's where given.
 pub fn init_model<B: Backend>(config: &TrainConfig, device: &B::Device) -> Result<SegDistilledId<B>> {
-    let mut model = config.model.init::<B>(device);
+    starting_weights(config, config.model.init::<B>(device), device)
+}
+
+/// `model` (the config's architecture) with the weights a new run starts from: a trained run's,
+/// or ImageNet's encoder, where the config names them.
+fn starting_weights<B: Backend>(config: &TrainConfig, mut model: SegDistilledId<B>, device: &B::Device) -> Result<SegDistilledId<B>> {
     if let Some(run) = &config.init_from {
         let (_, trained) = load_run::<B, TrainConfig, _>(Path::new(run), |_| model, device).with_context(|| format!("starting from the run in {run} (its model must have this run's shape)"))?;
         return Ok(trained);
@@ -262,9 +267,8 @@ pub struct TrainReport {
 /// Train (or resume training) into `dir`.
 pub fn train<B: AutodiffBackend>(cfg: &TrainConfig, train_refs: &[SampleRef], val_refs: &[SampleRef], dir: &Path, device: &B::Device) -> Result<TrainReport> {
     let header = "epoch,train_loss,train_seg,train_id,train_id_acc,val_loss,val_seg,val_id,val_id_acc,val_miou,seconds,train_img_per_s";
-    // A resumed run loads its checkpoint: the weights it started from (ImageNet's, another run's) may be gone.
-    let model = if has_checkpoint(dir) { cfg.model.init::<B>(device) } else { init_model::<B>(cfg, device)? };
-    let run = start_or_resume(dir, cfg, model, AdamConfig::new().init::<B, SegDistilledId<B>>(), header, device)?;
+    let fresh = |model| starting_weights(cfg, model, device);
+    let run = start_or_resume(dir, cfg, cfg.model.init::<B>(device), fresh, AdamConfig::new().init::<B, SegDistilledId<B>>(), header, device)?;
     let (mut model, mut optim, mut csv) = (run.model, run.optim, run.csv);
     let mut state: TrainState = run.state.unwrap_or_default();
     if state.epochs_done > 0 {

@@ -4,7 +4,7 @@
 
 use super::loss::{soft_label, template_mse, triplet};
 use super::{DistillConfig, LossWeights, Student};
-use crate::checkpoint::{has_checkpoint, load_run, save, start_or_resume};
+use crate::checkpoint::{load_run, save, start_or_resume};
 use crate::data::{Augment, Prepared, identities_tensor, images_tensor, prepare_each, prepare_masked_pair, prepare_refs};
 use crate::eval::closed_set::read_list;
 use crate::loss::{elastic_arc, id_loss, l2_normalize};
@@ -150,11 +150,13 @@ pub fn distill<B: AutodiffBackend>(cfg: &DistillConfig, train_refs: &[SampleRef]
     let teacher = init.valid();
     let columns: Vec<String> = ["train", "val"].iter().flat_map(|split| STAT_NAMES.iter().map(move |n| format!("{split}_{n}"))).collect();
     let header = format!("epoch,{},seconds,train_img_per_s", columns.join(","));
-    let mut student = Student::from_teacher(init);
-    if cfg.weights().elastic_arc > 0.0 && !has_checkpoint(dir) {
-        student.arc_centres = Param::from_tensor(Tensor::from_inner(class_centres(&teacher, train_refs, cfg.batch_size, device)?));
-    }
-    let run = start_or_resume(dir, cfg, student, AdamConfig::new().init::<B, Student<B>>(), &header, device)?;
+    let fresh = |mut student: Student<B>| -> Result<Student<B>> {
+        if cfg.weights().elastic_arc > 0.0 {
+            student.arc_centres = Param::from_tensor(Tensor::from_inner(class_centres(&teacher, train_refs, cfg.batch_size, device)?));
+        }
+        Ok(student)
+    };
+    let run = start_or_resume(dir, cfg, Student::from_teacher(init), fresh, AdamConfig::new().init::<B, Student<B>>(), &header, device)?;
     let (mut student, mut optim, mut csv) = (run.model, run.optim, run.csv);
     let mut state: TrainState = run.state.unwrap_or_default();
     let (mut last_val, mut throughput, mut longest_epoch) = (DistillMetrics::default(), 0.0, 0.0f64);
