@@ -90,11 +90,16 @@ where
     Ok(())
 }
 
+/// The config saved with a run (to check it before its weights are loaded into a model).
+pub(crate) fn run_config<C: Config>(dir: &Path) -> Result<C> {
+    let cfg_path = dir.join(CONFIG_FILE);
+    C::load(&cfg_path).with_context(|| format!("{}: expected the trainer's config.json", cfg_path.display()))
+}
+
 /// A run directory's `config.json` and the model it describes, with the best weights (else
 /// the last checkpoint) loaded.
 pub(crate) fn load_run<B: Backend, C: Config, M: Module<B>>(dir: &Path, init: impl FnOnce(&C) -> M, device: &B::Device) -> Result<(C, M)> {
-    let cfg_path = dir.join(CONFIG_FILE);
-    let cfg = C::load(&cfg_path).with_context(|| format!("{}: expected the trainer's config.json", cfg_path.display()))?;
+    let cfg: C = run_config(dir)?;
     let weights: PathBuf = [BEST_FILE, MODEL_FILE].iter().map(|f| dir.join(format!("{f}.mpk"))).find(|p| p.exists()).with_context(|| format!("{}: no best.mpk or model.mpk", dir.display()))?;
     let model = init(&cfg).load_file(weights.with_extension(""), &recorder(), device).with_context(|| format!("loading {}", weights.display()))?;
     Ok((cfg, model))

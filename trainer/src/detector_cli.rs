@@ -102,6 +102,10 @@ pub struct TrainDetectorArgs {
     /// without it, the shipped detector's architecture (run 2).
     #[arg(long)]
     top_down: bool,
+    /// Start from this trained detector run's weights (same architecture) instead of random
+    /// ones: a second schedule, e.g. at a lower --lr.
+    #[arg(long)]
+    init_from: Option<PathBuf>,
 }
 
 /// About every 20th identity (LFW person, generated person) is held out for validation, chosen
@@ -149,7 +153,8 @@ pub fn train_detector(a: TrainDetectorArgs) -> Result<()> {
         .with_learning_rate(a.run.lr)
         .with_steps(a.steps)
         .with_time_budget_minutes(a.run.max_minutes)
-        .with_seed(a.run.seed);
+        .with_seed(a.run.seed)
+        .with_init_from(a.init_from.as_ref().map(|p| p.display().to_string()));
     let (train_set, val_set) = training_sources(&a.run, cfg.min_teacher_score)?;
     print_done(&train::<TrainBackend>(&cfg, &train_set, &val_set, &a.run.out, &Default::default())?);
     Ok(())
@@ -282,6 +287,8 @@ fn print_score(what: &str, s: &DetectorScore) {
         "{what}: recall {:.4} ({} of {} faces in {} images), landmark NME mean {:.4} / median {:.4} of the inter-ocular distance, {} unmatched detections",
         s.recall, s.matched, s.reference_faces, s.images, s.mean_nme, s.median_nme, s.unmatched_detections
     );
+    let bias = s.landmark_bias.map(|[x, y]| format!("({x:+.3}, {y:+.3})"));
+    println!("  landmark bias (eye line, across; inter-ocular units) left eye, right eye, nose, mouth left, mouth right: {}", bias.join(" "));
     for sub in &s.subsets {
         println!("  {}: recall {:.4} ({} of {}), NME mean {:.4} / median {:.4}", sub.what, sub.recall, sub.matched, sub.reference_faces, sub.mean_nme, sub.median_nme);
     }

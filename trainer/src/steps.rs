@@ -55,6 +55,8 @@ pub trait StepTask<B: AutodiffBackend>: Sync {
     type Model: AutodiffModule<B>;
     /// A batch made on the host (by the producer thread).
     type Host: Send;
+    /// What is trained, for the progress bar.
+    fn name(&self) -> &'static str;
     /// CSV names of the loss parts, `loss` (the total) first.
     fn parts(&self) -> &'static [&'static str];
     fn batch(&self, seed: u64) -> Self::Host;
@@ -73,8 +75,9 @@ pub fn learning_rate(base: f64, step: usize, planned: usize) -> f64 {
     base * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
 }
 
-/// Train (or resume) `model` on `task` into `dir`, saving `cfg` next to the weights.
-pub fn run<B, T, C>(task: &T, plan: &StepPlan, cfg: &C, model: T::Model, dir: &Path, label: &str, device: &B::Device) -> Result<StepReport>
+/// Train (or resume) `model` on `task` into `dir`, saving `cfg` next to the weights; a new run
+/// starts from `fresh(model)` (see [`start_or_resume`]).
+pub fn run<B, T, C>(task: &T, plan: &StepPlan, cfg: &C, model: T::Model, fresh: impl FnOnce(T::Model) -> Result<T::Model>, dir: &Path, device: &B::Device) -> Result<StepReport>
 where
     B: AutodiffBackend,
     T: StepTask<B>,
@@ -82,7 +85,7 @@ where
 {
     let parts = task.parts();
     let header = format!("step,{},{},lr,img_per_s", parts.join(","), parts.iter().map(|p| format!("val_{p}")).collect::<Vec<_>>().join(","));
-    let opened = start_or_resume(dir, cfg, model, Ok, AdamConfig::new().init::<B, T::Model>(), &header, device)?;
+    let opened = start_or_resume(dir, cfg, model, fresh, AdamConfig::new().init::<B, T::Model>(), &header, device)?;
     let (mut model, mut optim, mut csv) = (opened.model, opened.optim, opened.csv);
     let mut state = opened.state.unwrap_or(StepState { planned_steps: plan.steps, ..Default::default() });
     if state.steps_done > 0 {
@@ -90,7 +93,7 @@ where
     }
     let started = Instant::now();
     let first = state.steps_done;
-    let bar = progress(state.planned_steps, label);
+    let bar = progress(state.planned_steps, task.name());
     bar.set_position(first as u64);
     let mut sums: Option<Tensor<B, 1>> = None;
     let mut interval_start = (Instant::now(), state.steps_done);

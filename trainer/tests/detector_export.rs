@@ -83,4 +83,17 @@ fn trained_exported_detector_matches_burn_in_tract() {
     let mut det = YuNet::with_contract(&run.join("detector.onnx"), &onnx, [w as u32, h as u32], Some(trainer::detector::export::INPUT_NAME)).unwrap();
     det.score_threshold = 0.0;
     assert!(!det.detect(&frame).unwrap().is_empty(), "with threshold 0 every cell is a candidate");
+
+    // A second schedule starts from this run's weights: at rate 0 its step leaves them as they
+    // were (only batch-norm statistics move), so it holds the first run's landmark head.
+    let second = dir.path().join("second");
+    let from_run = cfg.clone().with_init_from(Some(run.display().to_string())).with_learning_rate(0.0).with_steps(1);
+    train::<Autodiff<B>>(&from_run, train_set, val_set, &second, &Default::default()).unwrap();
+    let (_, continued) = load_trained::<B>(&second, &device).unwrap();
+    let kps_weights = |n: &trainer::detector::model::DetectorNet<B>| n.heads[0].kps.weight.val().into_data().to_vec::<f32>().unwrap();
+    assert_eq!(kps_weights(&continued), kps_weights(&net), "the second schedule did not start from the first run's weights");
+    // Another architecture is refused, naming the run it was to start from.
+    let other = DetectorTrainConfig { model: DetectorConfig::new().with_top_down(Some(false)), ..from_run.clone() };
+    let err = train::<Autodiff<B>>(&other, train_set, val_set, &dir.path().join("third"), &Default::default()).err().expect("another architecture accepted");
+    assert!(format!("{err:#}").contains(&run.display().to_string()), "{err:#}");
 }

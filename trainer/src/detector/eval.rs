@@ -7,6 +7,7 @@ use super::data::Source;
 use anyhow::Result;
 use crate::landmarks::DetectorFiles;
 use faceunlock::detect::{FaceDetector, iou};
+use faceunlock_core::geometry::Landmarks5;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -27,6 +28,12 @@ pub struct DetectorScore {
     pub median_nme: f64,
     /// Detections that match no reference face.
     pub unmatched_detections: usize,
+    /// The mean signed error of each landmark over matched faces, in the reference face's own
+    /// frame (x along its eye line, y across it, in its inter-ocular distances): the part of the
+    /// error that is systematic (a landmark convention learnt apart from the reference's).
+    /// Printed, not recorded in manifests.
+    #[serde(skip)]
+    pub landmark_bias: [[f64; 2]; 5],
     /// The same measures for the reference face nearest each image's centre (the person an LFW
     /// photo is named after), then for reference faces by size (bins without faces left out).
     pub subsets: Vec<Subset>,
@@ -67,6 +74,20 @@ struct FaceResult {
     size: f32,
     central: bool,
     nme: Option<f64>,
+    offsets: Option<[[f64; 2]; 5]>,
+}
+
+/// Each landmark's error `found − reference` in the reference's frame: along its eye line and
+/// across it, in its inter-ocular distances.
+fn face_frame_offsets(found: &Landmarks5, reference: &Landmarks5) -> [[f64; 2]; 5] {
+    let [l, r, ..] = reference.0;
+    let eye_line = [(r[0] - l[0]) as f64, (r[1] - l[1]) as f64];
+    let scale = eye_line[0].hypot(eye_line[1]).max(1.0);
+    let (ux, uy) = (eye_line[0] / scale, eye_line[1] / scale);
+    std::array::from_fn(|i| {
+        let d = [(found.0[i][0] - reference.0[i][0]) as f64, (found.0[i][1] - reference.0[i][1]) as f64];
+        [(d[0] * ux + d[1] * uy) / scale, (d[1] * ux - d[0] * uy) / scale]
+    })
 }
 
 /// One image's result: its reference faces, and the detections that matched none.
@@ -81,12 +102,14 @@ fn score_image(det: &mut dyn FaceDetector, src: &Source) -> Result<ImageResult> 
     let mut faces = Vec::with_capacity(src.faces.len());
     for (k, face) in src.faces.iter().enumerate() {
         let best = found.iter().enumerate().filter(|(i, _)| !used[*i]).map(|(i, d)| (i, iou(&d.face_box, &face.face_box))).max_by(|a, b| a.1.total_cmp(&b.1));
-        let nme = best.filter(|(_, o)| *o >= MIN_IOU).map(|(i, _)| {
+        let matched = best.filter(|(_, o)| *o >= MIN_IOU).map(|(i, _)| {
             used[i] = true;
-            found[i].landmarks.nme(&face.landmarks)
+            &found[i].landmarks
         });
         let size = (face.face_box[2] * face.face_box[3]).max(0.0).sqrt();
-        faces.push(FaceResult { size, central: central == Some(k), nme });
+        let nme = matched.map(|m| m.nme(&face.landmarks));
+        let offsets = matched.map(|m| face_frame_offsets(m, &face.landmarks));
+        faces.push(FaceResult { size, central: central == Some(k), nme, offsets });
     }
     Ok((faces, used.iter().filter(|u| !**u).count()))
 }
@@ -125,7 +148,10 @@ fn summarize(results: Vec<ImageResult>) -> DetectorScore {
             subsets.push(bin);
         }
     }
+    let offsets: Vec<_> = faces.iter().filter_map(|f| f.offsets).collect();
+    let landmark_bias = std::array::from_fn(|i| std::array::from_fn(|c| offsets.iter().map(|o| o[i][c]).sum::<f64>() / offsets.len().max(1) as f64));
     DetectorScore {
+        landmark_bias,
         images,
         reference_faces: all.reference_faces,
         matched: all.matched,
@@ -158,7 +184,6 @@ pub fn generated_sources(seed: u64, first: u32, people: u32, views: u32) -> Vec<
 mod tests {
     use super::*;
     use faceunlock::detect::{DetectError, Detection};
-    use faceunlock_core::geometry::Landmarks5;
     use faceunlock_core::grid::GridFace;
     use image::RgbImage;
 
@@ -193,5 +218,19 @@ mod tests {
         assert_eq!(by_what("faces 0-32 px").recall, 0.0);
         assert_eq!(by_what("faces 64-128 px").matched, 1);
         assert_eq!(s.subsets.len(), 3, "empty size bins are left out: {:?}", s.subsets);
+        // The shift is systematic: a tenth of an inter-ocular distance along the eye line.
+        assert!(s.landmark_bias.iter().all(|[x, y]| (x - 0.1).abs() < 1e-5 && y.abs() < 1e-5), "{:?}", s.landmark_bias);
+    }
+
+    #[test]
+    fn offsets_are_measured_in_the_reference_faces_frame() {
+        // A face rolled 90°: its eye line points down the image, so a detection 4 px further
+        // down (along the eye line) and 2 px to the left (across it, towards the mouth) is
+        // +0.1 / +0.05 of its 40 px inter-ocular distance.
+        let reference = Landmarks5::new([[100.0, 50.0], [100.0, 90.0], [80.0, 70.0], [60.0, 55.0], [60.0, 85.0]]);
+        let found = Landmarks5::new(reference.0.map(|[x, y]| [x - 2.0, y + 4.0]));
+        for [along, across] in face_frame_offsets(&found, &reference) {
+            assert!((along - 0.1).abs() < 1e-9 && (across - 0.05).abs() < 1e-9, "{along} {across}");
+        }
     }
 }

@@ -3,10 +3,10 @@
 
 use super::data::{Augment, Batch, HostBatch, Source, host_batch};
 use super::model::{DetectorConfig, DetectorNet, LevelOutput};
-use crate::checkpoint::load_run;
+use crate::checkpoint::{load_run, run_config};
 use crate::steps::{Loss, StepPlan, StepReport, StepTask};
 use crate::training::read_f64s;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, sigmoid};
 use burn::tensor::backend::AutodiffBackend;
@@ -38,6 +38,9 @@ pub struct DetectorTrainConfig {
     pub min_teacher_score: f32,
     #[config(default = "Augment::default()")]
     pub augment: Augment,
+    /// A trained detector run whose weights (best, else last) a new run starts from: a second
+    /// schedule on the same architecture.
+    pub init_from: Option<String>,
 }
 
 const VAL_BATCHES: usize = 4;
@@ -93,6 +96,10 @@ impl<B: AutodiffBackend> StepTask<B> for DetectorTask<'_> {
     type Model = DetectorNet<B>;
     type Host = HostBatch;
 
+    fn name(&self) -> &'static str {
+        "detector"
+    }
+
     fn parts(&self) -> &'static [&'static str] {
         &["loss", "score", "box", "landmarks"]
     }
@@ -122,7 +129,17 @@ impl<B: AutodiffBackend> StepTask<B> for DetectorTask<'_> {
 pub fn train<B: AutodiffBackend>(cfg: &DetectorTrainConfig, train: &[Source], val: &[Source], dir: &Path, device: &B::Device) -> Result<StepReport> {
     anyhow::ensure!(!train.is_empty() && !val.is_empty(), "no training or validation images");
     let plan = StepPlan { steps: cfg.steps, time_budget_minutes: cfg.time_budget_minutes, learning_rate: cfg.learning_rate, batch_size: cfg.batch_size, seed: cfg.seed };
-    crate::steps::run(&DetectorTask { cfg, train, val }, &plan, cfg, cfg.model.init::<B>(device), dir, "detector", device)
+    let fresh = |model| match &cfg.init_from {
+        Some(run) => {
+            let init: DetectorTrainConfig = run_config(Path::new(run))?;
+            let (theirs, ours) = (format!("{:?}", init.model), format!("{:?}", cfg.model));
+            anyhow::ensure!(theirs == ours, "{run}: a detector of architecture {theirs}; this run expected {ours} (same --kernel, --top-down)");
+            let (_, trained) = load_run::<B, DetectorTrainConfig, _>(Path::new(run), |_| model, device).with_context(|| format!("starting from the detector run in {run}"))?;
+            Ok(trained)
+        }
+        None => Ok(model),
+    };
+    crate::steps::run(&DetectorTask { cfg, train, val }, &plan, cfg, cfg.model.init::<B>(device), fresh, dir, device)
 }
 
 /// Load a trained detector (config + best weights, else the last checkpoint) from a run directory.

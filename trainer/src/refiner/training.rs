@@ -63,6 +63,10 @@ impl<B: AutodiffBackend> StepTask<B> for RefinerTask<'_> {
     type Model = RefinerNet<B>;
     type Host = HostBatch;
 
+    fn name(&self) -> &'static str {
+        "refiner"
+    }
+
     fn parts(&self) -> &'static [&'static str] {
         &["loss", "nme"]
     }
@@ -95,7 +99,7 @@ pub fn train<B: AutodiffBackend>(cfg: &RefinerTrainConfig, train: &[Source], val
     anyhow::ensure!(cfg.model.crop > 0 && cfg.model.crop.is_multiple_of(16), "crop side {}: expected a positive multiple of 16", cfg.model.crop);
     let plan = StepPlan { steps: cfg.steps, time_budget_minutes: cfg.time_budget_minutes, learning_rate: cfg.learning_rate, batch_size: cfg.batch_size, seed: cfg.seed };
     let task = RefinerTask { cfg, train: (train, train_faces), val: (val, val_faces) };
-    crate::steps::run(&task, &plan, cfg, cfg.model.init::<B>(device), dir, "refiner", device)
+    crate::steps::run(&task, &plan, cfg, cfg.model.init::<B>(device), Ok, dir, device)
 }
 
 /// Load a trained refiner (config + best weights, else the last checkpoint) from a run directory.
