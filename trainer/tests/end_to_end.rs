@@ -49,7 +49,7 @@ fn trained_exported_model_matches_burn_in_tract() {
     assert!(a.equal(b).all().into_scalar(), "fine-tuning starts from the run's weights");
     // A model of another shape (here: one more identity) is refused before any weight loads.
     let other = TrainConfig::new(ModelConfig { identities: 4, ..fine_cfg.model.clone() }).with_init_from(fine_cfg.init_from.clone());
-    let refused = init_model::<B>(&other, &device).err().expect("a model of another shape accepted");
+    let refused = init_model::<B>(&other, &device).expect_err("a model of another shape accepted");
     assert!(format!("{refused:#}").contains(&run.display().to_string()) && format!("{refused:#}").contains("identities: 4"), "{refused:#}");
     let fine = dir.path().join("arc");
     train::<Autodiff<B>>(&fine_cfg, train_refs, val_refs, &fine, &Default::default()).unwrap();
