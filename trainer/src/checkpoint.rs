@@ -90,17 +90,31 @@ where
     Ok(())
 }
 
-/// The config saved with a run (to check it before its weights are loaded into a model).
-pub(crate) fn run_config<C: Config>(dir: &Path) -> Result<C> {
+/// The config saved with a run.
+fn run_config<C: Config>(dir: &Path) -> Result<C> {
     let cfg_path = dir.join(CONFIG_FILE);
     C::load(&cfg_path).with_context(|| format!("{}: expected the trainer's config.json", cfg_path.display()))
+}
+
+/// `model` with the best weights (else the last checkpoint) of the run in `dir` loaded.
+fn load_weights<B: Backend, M: Module<B>>(dir: &Path, model: M, device: &B::Device) -> Result<M> {
+    let weights: PathBuf = [BEST_FILE, MODEL_FILE].iter().map(|f| dir.join(format!("{f}.mpk"))).find(|p| p.exists()).with_context(|| format!("{}: no best.mpk or model.mpk", dir.display()))?;
+    model.load_file(weights.with_extension(""), &recorder(), device).with_context(|| format!("loading {}", weights.display()))
 }
 
 /// A run directory's `config.json` and the model it describes, with the best weights (else
 /// the last checkpoint) loaded.
 pub(crate) fn load_run<B: Backend, C: Config, M: Module<B>>(dir: &Path, init: impl FnOnce(&C) -> M, device: &B::Device) -> Result<(C, M)> {
     let cfg: C = run_config(dir)?;
-    let weights: PathBuf = [BEST_FILE, MODEL_FILE].iter().map(|f| dir.join(format!("{f}.mpk"))).find(|p| p.exists()).with_context(|| format!("{}: no best.mpk or model.mpk", dir.display()))?;
-    let model = init(&cfg).load_file(weights.with_extension(""), &recorder(), device).with_context(|| format!("loading {}", weights.display()))?;
+    let model = load_weights(dir, init(&cfg), device)?;
     Ok((cfg, model))
+}
+
+/// `model`, a new run's architecture, with the weights of the trained run in `dir`: a run that
+/// starts where another ended. The other run's config must describe the same weights, `shape`
+/// of it equal to `expected`; that is checked first, as Burn panics on a record of another shape.
+pub(crate) fn start_from_run<B: Backend, C: Config, M: Module<B>>(dir: &Path, model: M, shape: impl FnOnce(&C) -> String, expected: &str, device: &B::Device) -> Result<M> {
+    let theirs = shape(&run_config(dir)?);
+    anyhow::ensure!(theirs == expected, "{}: a model of shape {theirs}; this run expected {expected}", dir.display());
+    load_weights(dir, model, device)
 }

@@ -1,7 +1,7 @@
 //! The training loop: Adam, early stopping on validation loss, checkpoint + resume, the config
 //! saved next to the weights, one CSV row per epoch, progress bars.
 
-use crate::checkpoint::{load_run, run_config, save, start_or_resume};
+use crate::checkpoint::{load_run, save, start_from_run, start_or_resume};
 use crate::data::{Augment, Batch, PrepareError, Prepared, collate, prepare_refs};
 use crate::loss::seg_loss;
 use crate::model::{ModelConfig, SegDistilledId};
@@ -80,13 +80,10 @@ pub fn init_model<B: Backend>(config: &TrainConfig, device: &B::Device) -> Resul
 /// or ImageNet's encoder, where the config names them.
 fn starting_weights<B: Backend>(config: &TrainConfig, mut model: SegDistilledId<B>, device: &B::Device) -> Result<SegDistilledId<B>> {
     if let Some(run) = &config.init_from {
-        // Checked before the weights load (Burn panics on a record of another shape). The ID
-        // loss (`arc`) may change between the runs: it adds no weights.
+        // The ID loss (`arc`) may change between the runs: it adds no weights.
         let shape = |m: &ModelConfig| format!("{:?}", ModelConfig { arc: None, ..m.clone() });
-        let theirs: TrainConfig = run_config(Path::new(run))?;
-        anyhow::ensure!(shape(&theirs.model) == shape(&config.model), "{run}: a model of shape {}; this run expected {} (only the ID loss may differ)", shape(&theirs.model), shape(&config.model));
-        let (_, trained) = load_run::<B, TrainConfig, _>(Path::new(run), |_| model, device).with_context(|| format!("starting from the run in {run}"))?;
-        return Ok(trained);
+        return start_from_run(Path::new(run), model, |theirs: &TrainConfig| shape(&theirs.model), &shape(&config.model), device)
+            .with_context(|| format!("starting from the run in {run} (only the ID loss may differ)"));
     }
     if let Some(path) = &config.imagenet {
         model.encoder = crate::model::imagenet::load_imagenet(model.encoder, Path::new(path), device)?;

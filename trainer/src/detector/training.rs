@@ -3,7 +3,7 @@
 
 use super::data::{Augment, Batch, HostBatch, Source, host_batch};
 use super::model::{DetectorConfig, DetectorNet, LevelOutput};
-use crate::checkpoint::{load_run, run_config};
+use crate::checkpoint::{load_run, start_from_run};
 use crate::steps::{Loss, StepPlan, StepReport, StepTask};
 use crate::training::read_f64s;
 use anyhow::{Context, Result};
@@ -130,13 +130,8 @@ pub fn train<B: AutodiffBackend>(cfg: &DetectorTrainConfig, train: &[Source], va
     anyhow::ensure!(!train.is_empty() && !val.is_empty(), "no training or validation images");
     let plan = StepPlan { steps: cfg.steps, time_budget_minutes: cfg.time_budget_minutes, learning_rate: cfg.learning_rate, batch_size: cfg.batch_size, seed: cfg.seed };
     let fresh = |model| match &cfg.init_from {
-        Some(run) => {
-            let init: DetectorTrainConfig = run_config(Path::new(run))?;
-            let (theirs, ours) = (format!("{:?}", init.model), format!("{:?}", cfg.model));
-            anyhow::ensure!(theirs == ours, "{run}: a detector of architecture {theirs}; this run expected {ours} (same --kernel, --top-down)");
-            let (_, trained) = load_run::<B, DetectorTrainConfig, _>(Path::new(run), |_| model, device).with_context(|| format!("starting from the detector run in {run}"))?;
-            Ok(trained)
-        }
+        Some(run) => start_from_run(Path::new(run), model, |theirs: &DetectorTrainConfig| format!("{:?}", theirs.model), &format!("{:?}", cfg.model), device)
+            .with_context(|| format!("starting from the detector run in {run} (its --kernel and --top-down must be this run's)")),
         None => Ok(model),
     };
     crate::steps::run(&DetectorTask { cfg, train, val }, &plan, cfg, cfg.model.init::<B>(device), fresh, dir, device)
