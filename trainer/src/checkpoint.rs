@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use burn::config::Config;
-use burn::module::{AutodiffModule, Module};
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::Optimizer;
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
@@ -56,7 +56,7 @@ where
     let (model, optim, state) = if has_checkpoint(dir) {
         let text = std::fs::read_to_string(&state_path).with_context(|| format!("reading {}", state_path.display()))?;
         let state: S = serde_json::from_str(&text).with_context(|| format!("{}: expected the training loop's state JSON", state_path.display()))?;
-        let model = model.load_file(dir.join(MODEL_FILE), &recorder(), device).with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
+        let model = load_checked(model, &dir.join(format!("{MODEL_FILE}.mpk")), device).with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
         let record = recorder().load(dir.join(OPTIMIZER_FILE), device).with_context(|| format!("loading the optimizer state in {}", dir.display()))?;
         (model, optim.load_record(record), Some(state))
     } else {
@@ -99,7 +99,62 @@ fn run_config<C: Config>(dir: &Path) -> Result<C> {
 /// `model` with the best weights (else the last checkpoint) of the run in `dir` loaded.
 fn load_weights<B: Backend, M: Module<B>>(dir: &Path, model: M, device: &B::Device) -> Result<M> {
     let weights: PathBuf = [BEST_FILE, MODEL_FILE].iter().map(|f| dir.join(format!("{f}.mpk"))).find(|p| p.exists()).with_context(|| format!("{}: no best.mpk or model.mpk", dir.display()))?;
-    model.load_file(weights.with_extension(""), &recorder(), device).with_context(|| format!("loading {}", weights.display()))
+    load_checked(model, &weights, device)
+}
+
+/// `model` with the weights of the record file `weights` (`….mpk`), which must hold exactly
+/// `model`'s parameters: Burn itself takes a tensor of any shape into a parameter (the mismatch
+/// surfaces later as a panic inside a layer) and panics on a list of layers of another length.
+fn load_checked<B: Backend, M: Module<B>>(model: M, weights: &Path, device: &B::Device) -> Result<M> {
+    let expected = ParamShapes::of(&model);
+    let stem = weights.with_extension("");
+    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.load_file(stem, &recorder(), device)))
+        .map_err(|_| anyhow::anyhow!("{}: its layers do not match the model's (another number of blocks); expected the weights of the model this run's config.json describes", weights.display()))?
+        .with_context(|| format!("loading {}", weights.display()))?;
+    let found = ParamShapes::of(&loaded);
+    match expected.first_difference(&found) {
+        None => Ok(loaded),
+        Some(difference) => anyhow::bail!("{}: {difference}; expected the weights of the model this run's config.json describes", weights.display()),
+    }
+}
+
+/// Each float parameter of a module as (path, shape), in the module's order; lazy parameters are
+/// not initialised to read theirs.
+#[derive(Default)]
+struct ParamShapes {
+    path: Vec<String>,
+    shapes: Vec<(String, Vec<usize>)>,
+}
+
+impl ParamShapes {
+    fn of<B: Backend, M: Module<B>>(module: &M) -> Self {
+        let mut visitor = Self::default();
+        module.visit(&mut visitor);
+        visitor
+    }
+
+    /// How `found` (loaded weights) differs from `self` (the model's parameters), if it does.
+    fn first_difference(&self, found: &Self) -> Option<String> {
+        let pairs = self.shapes.iter().zip(&found.shapes);
+        if let Some(((name, want), (_, got))) = pairs.clone().find(|((_, want), (_, got))| want != got) {
+            return Some(format!("parameter {name} has shape {got:?}, expected {want:?}"));
+        }
+        (self.shapes.len() != found.shapes.len()).then(|| format!("{} parameter tensors, expected {}", found.shapes.len(), self.shapes.len()))
+    }
+}
+
+impl<B: Backend> ModuleVisitor<B> for ParamShapes {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.shapes.push((self.path.join("."), param.lazy_shape().to_vec()));
+    }
 }
 
 /// A run directory's `config.json` and the model it describes, with the best weights (else
@@ -117,4 +172,56 @@ pub(crate) fn start_from_run<B: Backend, C: Config, M: Module<B>>(dir: &Path, mo
     let theirs = shape(&run_config(dir)?);
     anyhow::ensure!(theirs == expected, "{}: a model of shape {theirs}; this run expected {expected}", dir.display());
     load_weights(dir, model, device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use burn::nn::{Linear, LinearConfig};
+
+    #[derive(Module, Debug)]
+    struct Stack<B: Backend> {
+        layers: Vec<Linear<B>>,
+    }
+
+    fn stack(widths: &[usize]) -> Stack<Flex> {
+        let device = Default::default();
+        Stack { layers: widths.windows(2).map(|w| LinearConfig::new(w[0], w[1]).init(&device)).collect() }
+    }
+
+    /// Saves `saved` as a run's best weights and loads them into `into`.
+    fn reload(saved: &[usize], into: &[usize]) -> (tempfile::TempDir, Result<Stack<Flex>>) {
+        let dir = tempfile::tempdir().unwrap();
+        stack(saved).save_file(dir.path().join(BEST_FILE), &recorder()).unwrap();
+        let loaded = load_weights(dir.path(), stack(into), &Default::default());
+        (dir, loaded)
+    }
+
+    #[test]
+    fn weights_of_the_same_shapes_load_with_their_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let weights = |s: &Stack<Flex>| s.layers[1].weight.val().into_data().to_vec::<f32>().unwrap();
+        let saved = stack(&[4, 3, 2]);
+        let expected = weights(&saved);
+        saved.save_file(dir.path().join(BEST_FILE), &recorder()).unwrap();
+        let loaded = load_weights(dir.path(), stack(&[4, 3, 2]), &Default::default()).unwrap();
+        assert_eq!(weights(&loaded), expected);
+    }
+
+    #[test]
+    fn weights_of_another_shape_are_refused_naming_the_parameter_and_both_shapes() {
+        let (dir, loaded) = reload(&[4, 3, 2], &[5, 3, 2]);
+        let message = format!("{:#}", loaded.unwrap_err());
+        assert!(message.contains(&dir.path().join("best.mpk").display().to_string()), "{message}");
+        assert!(message.contains("parameter layers.0.weight has shape [4, 3], expected [5, 3]"), "{message}");
+    }
+
+    #[test]
+    fn weights_with_another_number_of_layers_are_refused_naming_the_file() {
+        let (dir, loaded) = reload(&[4, 3, 2], &[4, 3, 3, 2]);
+        let message = format!("{:#}", loaded.unwrap_err());
+        assert!(message.contains(&dir.path().join("best.mpk").display().to_string()), "{message}");
+        assert!(message.contains("another number of blocks"), "{message}");
+    }
 }
