@@ -38,6 +38,8 @@ pub enum DetectError {
     InputName { path: PathBuf, expected: String, found: String },
     #[error("detector input size {0:?} must be positive multiples of 32")]
     InputSize([u32; 2]),
+    #[error("frame of {found:?} pixels, expected exactly the detector's input size {expected:?}")]
+    FrameSize { expected: [u32; 2], found: [u32; 2] },
     #[error("detection failed: {0}")]
     Run(String),
     #[error(transparent)]
@@ -146,7 +148,7 @@ impl YuNet {
             let (bbox, kps) = (f32_slice(&out[bi]).map_err(run)?, f32_slice(&out[ki]).map_err(run)?);
             let cols = cols_of(*s);
             for i in 0..cls.len() {
-                let score = (cls[i].clamp(0.0, 1.0) * obj[i].clamp(0.0, 1.0)).sqrt();
+                let score = face_probability(cls[i], obj[i]);
                 if score < self.score_threshold {
                     continue;
                 }
@@ -169,9 +171,39 @@ impl YuNet {
     }
 }
 
-impl FaceDetector for YuNet {
-    fn detect(&mut self, frame: &RgbImage) -> Result<&[Detection], DetectError> {
-        let scale = self.scale_for(frame);
+/// A detector's raw answer at one stride, per cell of its input (row-major): the face
+/// probability `√(cls·obj)` the decoder thresholds, and the box (4) and landmark (10)
+/// regressions in [`grid`]'s encoding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LevelMaps {
+    pub stride: usize,
+    pub score: Vec<f32>,
+    pub bbox: Vec<f32>,
+    pub kps: Vec<f32>,
+}
+
+impl YuNet {
+    /// The network's raw outputs on `frame`, which must be exactly its input size: a teacher's
+    /// answer at every cell, for a student with the same contract to learn (decoded, these
+    /// cells are what [`FaceDetector::detect`] reports).
+    pub fn maps(&mut self, frame: &RgbImage) -> Result<Vec<LevelMaps>, DetectError> {
+        if [frame.width(), frame.height()] != self.size {
+            return Err(DetectError::FrameSize { expected: self.size, found: [frame.width(), frame.height()] });
+        }
+        let out = self.run_frame(frame, 1.0)?;
+        let run = |e: TractError| DetectError::Run(e.to_string());
+        let mut levels = Vec::with_capacity(STRIDES.len());
+        for (k, &stride) in STRIDES.iter().enumerate() {
+            let [ci, oi, bi, ki] = self.outputs[k];
+            let (cls, obj) = (f32_slice(&out[ci]).map_err(run)?, f32_slice(&out[oi]).map_err(run)?);
+            let score = cls.iter().zip(obj).map(|(c, o)| face_probability(*c, *o)).collect();
+            levels.push(LevelMaps { stride, score, bbox: f32_slice(&out[bi]).map_err(run)?.to_vec(), kps: f32_slice(&out[ki]).map_err(run)?.to_vec() });
+        }
+        Ok(levels)
+    }
+
+    /// Run the network on `frame` scaled by `scale` into its input (padded with black).
+    fn run_frame(&mut self, frame: &RgbImage, scale: f32) -> Result<TVec<TValue>, DetectError> {
         warp_into(frame, &Similarity { a: 1.0 / scale, b: 0.0, tx: 0.0, ty: 0.0 }, &mut self.canvas);
         let plane = (self.size[0] * self.size[1]) as usize;
         let canvas = &self.canvas;
@@ -184,10 +216,22 @@ impl FaceDetector for YuNet {
             }
         })
         .map_err(|e| DetectError::Run(e.to_string()))?;
-        let out = self.state.run(tvec!(input)).map_err(|e| DetectError::Run(format!("{e:#}")))?;
+        self.state.run(tvec!(input)).map_err(|e| DetectError::Run(format!("{e:#}")))
+    }
+}
+
+impl FaceDetector for YuNet {
+    fn detect(&mut self, frame: &RgbImage) -> Result<&[Detection], DetectError> {
+        let scale = self.scale_for(frame);
+        let out = self.run_frame(frame, scale)?;
         self.decode(&out, scale)?;
         Ok(&self.found)
     }
+}
+
+/// A cell's face probability from its class and objectness outputs.
+fn face_probability(cls: f32, obj: f32) -> f32 {
+    (cls.clamp(0.0, 1.0) * obj.clamp(0.0, 1.0)).sqrt()
 }
 
 /// Intersection over union of two `[x, y, w, h]` boxes.

@@ -106,6 +106,11 @@ pub struct TrainDetectorArgs {
     /// ones: a second schedule, e.g. at a lower --lr.
     #[arg(long)]
     init_from: Option<PathBuf>,
+    /// Run this detector (YuNet's contract, e.g. ../shared/models/yunet.onnx) on every input made
+    /// from an LFW photo and learn its outputs at every cell, instead of targets built from its
+    /// detections (`docs/detector.md` run 6); generated images keep their ground truth.
+    #[arg(long)]
+    dense_teacher: Option<PathBuf>,
 }
 
 /// About every 20th identity (LFW person, generated person) is held out for validation, chosen
@@ -118,19 +123,25 @@ fn split_by_person(images: Vec<LabelledImage>, person: impl Fn(&LabelledImage) -
 /// The training and validation images of the detector and the refiner, decoded: LFW folds 1-5
 /// with the teacher's faces (≥ `min_score`) and the generated sets with their ground truth.
 fn training_sources(a: &StepRunArgs, min_score: f32) -> Result<(Vec<Source>, Vec<Source>)> {
-    let mut images = lfw_labels(&a.lfw, &a.labels, &TRAIN_FOLDS)?;
+    let started = Instant::now();
+    let mut sets = decoded_split(lfw_labels(&a.lfw, &a.labels, &TRAIN_FOLDS)?, min_score, true);
     for dir in &a.synth {
-        images.extend(synth_labels(dir).with_context(|| format!("loading generated set {}", dir.display()))?);
+        let (train, val) = decoded_split(synth_labels(dir).with_context(|| format!("loading generated set {}", dir.display()))?, min_score, false);
+        sets.0.extend(train);
+        sets.1.extend(val);
     }
+    log::info!("backend {BACKEND}: {} training / {} validation images decoded in {:.0} s", sets.0.len(), sets.1.len(), started.elapsed().as_secs_f64());
+    Ok(sets)
+}
+
+/// `images` split by person ([`split_by_person`]) and decoded.
+fn decoded_split(images: Vec<LabelledImage>, min_score: f32, teacher_labelled: bool) -> (Vec<Source>, Vec<Source>) {
     // LFW files are `<person>/<person>_NNNN.jpg`, generated ones `images/pPPPP_vVVVVV.jpg`.
-    let (train_labels, val_labels) = split_by_person(images, |l| {
+    let (train, val) = split_by_person(images, |l| {
         let name = l.image.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         name.rsplit_once(['_']).map_or(name, |(p, _)| p).to_string() + &l.image.parent().map(|p| p.display().to_string()).unwrap_or_default()
     });
-    let started = Instant::now();
-    let sets = (load_sources(&train_labels, min_score), load_sources(&val_labels, min_score));
-    log::info!("backend {BACKEND}: {} training / {} validation images decoded in {:.0} s", sets.0.len(), sets.1.len(), started.elapsed().as_secs_f64());
-    Ok(sets)
+    (load_sources(&train, min_score, teacher_labelled), load_sources(&val, min_score, teacher_labelled))
 }
 
 fn print_done(r: &trainer::steps::StepReport) {
@@ -154,7 +165,8 @@ pub fn train_detector(a: TrainDetectorArgs) -> Result<()> {
         .with_steps(a.steps)
         .with_time_budget_minutes(a.run.max_minutes)
         .with_seed(a.run.seed)
-        .with_init_from(a.init_from.as_ref().map(|p| p.display().to_string()));
+        .with_init_from(a.init_from.as_ref().map(|p| p.display().to_string()))
+        .with_dense_teacher(a.dense_teacher.as_ref().map(|p| p.display().to_string()));
     let (train_set, val_set) = training_sources(&a.run, cfg.min_teacher_score)?;
     print_done(&train::<TrainBackend>(&cfg, &train_set, &val_set, &a.run.out, &Default::default())?);
     Ok(())
@@ -309,7 +321,7 @@ pub fn eval_detector(a: EvalDetectorArgs) -> Result<()> {
     if a.manifest.is_some() && lfw_input != LFW_INPUT {
         bail!("--manifest with --input {lfw_input:?}: the manifest records the score at the LFW input {LFW_INPUT:?}");
     }
-    let lfw = load_sources(&lfw_labels(&a.lfw, &a.labels, &a.folds)?, a.teacher_threshold);
+    let lfw = load_sources(&lfw_labels(&a.lfw, &a.labels, &a.folds)?, a.teacher_threshold, true);
     let refiner = a.refiner.as_deref().map(|p| refiner_file(p, a.passes)).transpose()?;
     let entry = refiner.as_ref().map(|r| r.entry.clone());
     let detector = DetectorFiles::open(&a.model, refiner)?;

@@ -97,3 +97,52 @@ fn trained_exported_detector_matches_burn_in_tract() {
     let err = train::<Autodiff<B>>(&other, train_set, val_set, &dir.path().join("third"), &Default::default()).err().expect("another architecture accepted");
     assert!(format!("{err:#}").contains(&run.display().to_string()), "{err:#}");
 }
+
+/// The shipped detector (the repository's own, YuNet's contract) as a dense teacher: its targets
+/// on a generated frame decode, at the cells whose face probability passes the firmware's
+/// threshold, to exactly the faces the firmware's decoder reports; a student learns from them.
+#[test]
+fn dense_teacher_targets_are_the_teachers_own_detections() {
+    use faceunlock_core::grid::decode;
+    use trainer::detector::targets::{CHANNELS, cell_count};
+    use trainer::detector::teacher::DenseTeacher;
+    let teacher_file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/detector.onnx");
+    let size = [128usize, 128];
+    let mut sources = generated_sources(5, 0, 4, 2);
+    let frame = image::imageops::resize(&sources[0].image, 128, 128, image::imageops::FilterType::Triangle);
+    let teacher = DenseTeacher::open(&teacher_file, size).unwrap();
+    let t = teacher.targets(&frame);
+    let cells = cell_count(size);
+    assert_eq!(t.len(), CHANNELS * cells);
+    let mut firmware = YuNet::from_file(&teacher_file, [128, 128]).unwrap();
+    let found = firmware.detect(&frame).unwrap().to_vec();
+    assert!(!found.is_empty(), "the shipped detector finds the generated face");
+    let mut base = 0;
+    let mut decoded = Vec::new();
+    for stride in STRIDES {
+        let cols = size[0] / stride;
+        for i in base..base + cols * (size[1] / stride) {
+            if t[i] >= 0.6 {
+                let (bbox, kps): (Vec<f32>, Vec<f32>) = ((0..4).map(|c| t[(2 + c) * cells + i]).collect(), (0..10).map(|c| t[(6 + c) * cells + i]).collect());
+                decoded.push((t[i], decode((i - base) % cols, (i - base) / cols, stride, &bbox, &kps)));
+            }
+        }
+        base += cols * (size[1] / stride);
+    }
+    for d in &found {
+        let same = |(q, f): &(f32, faceunlock_core::grid::GridFace)| (q - d.score).abs() < 1e-6 && f.face_box == d.face_box && f.landmarks == d.landmarks;
+        assert!(decoded.iter().any(same), "detection {d:?} is not among the targets' faces {decoded:?}");
+    }
+    // Another frame size is refused, naming both sizes.
+    let wrong = faceunlock::detect::YuNet::from_file(&teacher_file, [128, 128]).unwrap().maps(&sources[0].image).unwrap_err();
+    assert!(wrong.to_string().contains("[128, 128]"), "{wrong}");
+
+    // Two steps of a student on those targets (every source teacher-labelled) learn something finite.
+    sources.iter_mut().for_each(|s| s.teacher_labelled = true);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DetectorTrainConfig::new(DetectorConfig::new()).with_input(size).with_batch_size(2).with_steps(2).with_dense_teacher(Some(teacher_file.display().to_string()));
+    let (train_set, val_set) = sources.split_at(6);
+    let report = train::<Autodiff<B>>(&cfg, train_set, val_set, dir.path(), &Default::default()).unwrap();
+    assert_eq!(report.state.steps_done, 2);
+    assert!(report.state.best_val_loss.is_some_and(f64::is_finite), "{:?}", report.state.best_val_loss);
+}

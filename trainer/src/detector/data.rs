@@ -3,6 +3,7 @@
 //! rotation and position into the network's input, mirrored, colour-jittered.
 
 use super::targets;
+use super::teacher::DenseTeacher;
 use anyhow::Result;
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -60,14 +61,17 @@ pub fn synth_labels(dir: &Path) -> Result<Vec<LabelledImage>> {
 pub struct Source {
     pub image: RgbImage,
     pub faces: Vec<GridFace>,
+    /// The faces are the teacher's: with a dense teacher, its outputs on each sample of this
+    /// image are the targets (the faces still choose where samples are centred).
+    pub teacher_labelled: bool,
 }
 
 /// Decode every labelled image (in parallel); undecodable files are reported and skipped.
-pub fn load_sources(labels: &[LabelledImage], min_score: f32) -> Vec<Source> {
+pub fn load_sources(labels: &[LabelledImage], min_score: f32, teacher_labelled: bool) -> Vec<Source> {
     labels
         .par_iter()
         .filter_map(|l| match image::open(&l.image) {
-            Ok(img) => Some(Source { image: img.to_rgb8(), faces: l.faces.iter().filter(|f| f.score >= min_score).map(LabelledFace::grid).collect() }),
+            Ok(img) => Some(Source { image: img.to_rgb8(), faces: l.faces.iter().filter(|f| f.score >= min_score).map(LabelledFace::grid).collect(), teacher_labelled }),
             Err(e) => {
                 log::warn!("skipped {}: {e}", l.image.display());
                 None
@@ -107,8 +111,9 @@ fn transform_face(f: &GridFace, t: &Similarity) -> GridFace {
     GridFace { face_box: [cx - nw / 2.0, cy - nh / 2.0, nw, nh], landmarks: f.landmarks.transformed(t) }
 }
 
-/// One training input: the warped image (`[3, H, W]` BGR 0..255) and its targets.
-pub fn sample<R: Rng>(src: &Source, size: [usize; 2], aug: &Augment, rng: &mut R) -> (Vec<f32>, Vec<f32>) {
+/// One training input: the warped image (`[3, H, W]` BGR 0..255) and its targets (the dense
+/// teacher's answer on it for a teacher-labelled source, else built from its faces).
+pub fn sample<R: Rng>(src: &Source, size: [usize; 2], aug: &Augment, teacher: Option<&DenseTeacher>, rng: &mut R) -> (Vec<f32>, Vec<f32>) {
     let (w, h) = (size[0] as f32, size[1] as f32);
     let degrees = rng.random_range(-aug.max_degrees..=aug.max_degrees);
     let (centre, zoom) = match (src.faces.is_empty() || rng.random_bool(aug.random_crop), src.faces.len()) {
@@ -147,7 +152,11 @@ pub fn sample<R: Rng>(src: &Source, size: [usize; 2], aug: &Augment, rng: &mut R
         pixels[plane + i] = px[1] as f32;
         pixels[2 * plane + i] = px[0] as f32;
     }
-    (pixels, targets::build(size, &faces))
+    let targets = match teacher {
+        Some(teacher) if src.teacher_labelled => teacher.targets(&canvas),
+        _ => targets::build(size, &faces),
+    };
+    (pixels, targets)
 }
 
 /// A batch of `count` inputs and targets, flat (`[N, 3, H, W]` and `[N, CHANNELS, cells]`),
@@ -158,14 +167,14 @@ pub struct HostBatch {
     pub targets: Vec<f32>,
 }
 
-pub fn host_batch(sources: &[Source], size: [usize; 2], aug: &Augment, count: usize, seed: u64) -> HostBatch {
+pub fn host_batch(sources: &[Source], size: [usize; 2], aug: &Augment, teacher: Option<&DenseTeacher>, count: usize, seed: u64) -> HostBatch {
     use rand::SeedableRng;
     let items: Vec<(Vec<f32>, Vec<f32>)> = (0..count)
         .into_par_iter()
         .map(|i| {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let src = &sources[rng.random_range(0..sources.len())];
-            sample(src, size, aug, &mut rng)
+            sample(src, size, aug, teacher, &mut rng)
         })
         .collect();
     let (images, targets): (Vec<Vec<f32>>, Vec<Vec<f32>>) = items.into_iter().unzip();
@@ -207,14 +216,14 @@ mod tests {
             }
         }
         let marks = Landmarks5([eye, [130.0, 80.0], [100.0, 110.0], [75.0, 140.0], [125.0, 140.0]]);
-        let src = Source { image, faces: vec![GridFace { face_box: [50.0, 40.0, 100.0, 130.0], landmarks: marks }] };
+        let src = Source { image, faces: vec![GridFace { face_box: [50.0, 40.0, 100.0, 130.0], landmarks: marks }], teacher_labelled: false };
         let aug = Augment { colour: [0.0; 3], random_crop: 0.0, ..Augment::default() };
         let size = [96usize, 96];
         let cells = targets::cell_count(size);
         let mut checked = 0;
         for seed in 0..40 {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            let (pixels, t) = sample(&src, size, &aug, &mut rng);
+            let (pixels, t) = sample(&src, size, &aug, None, &mut rng);
             let mut base = 0;
             for &stride in &STRIDES {
                 let cols = size[0] / stride;

@@ -174,7 +174,7 @@ pub fn generated_sources(seed: u64, first: u32, people: u32, views: u32) -> Vec<
             let id = g.identity(p);
             (0..views).map(move |v| {
                 let r = g.render(&id, &g.view(p, v));
-                Source { image: r.image, faces: vec![faceunlock_core::grid::GridFace { face_box: r.face_box, landmarks: r.landmarks }] }
+                Source { image: r.image, faces: vec![faceunlock_core::grid::GridFace { face_box: r.face_box, landmarks: r.landmarks }], teacher_labelled: false }
             })
         })
         .collect()
@@ -205,7 +205,7 @@ mod tests {
     fn the_central_face_and_each_size_are_scored_apart() {
         let central = [60.0, 60.0, 80.0, 80.0];
         let small = [0.0, 0.0, 20.0, 20.0];
-        let src = Source { image: RgbImage::new(200, 200), faces: [small, central].map(|b| GridFace { face_box: b, landmarks: marks(b) }).to_vec() };
+        let src = Source { image: RgbImage::new(200, 200), faces: [small, central].map(|b| GridFace { face_box: b, landmarks: marks(b) }).to_vec(), teacher_labelled: true };
         // Only the central face is found, its landmarks 3.2 px (a tenth of its 32 px inter-ocular
         // distance) to the right; a second detection matches nothing.
         let shifted = Landmarks5::new(marks(central).0.map(|[x, y]| [x + 3.2, y]));

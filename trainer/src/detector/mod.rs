@@ -8,4 +8,5 @@ pub mod eval;
 pub mod export;
 pub mod model;
 pub mod targets;
+pub mod teacher;
 pub mod training;

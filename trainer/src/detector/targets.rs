@@ -63,6 +63,28 @@ pub fn build(size: [usize; 2], faces: &[GridFace]) -> Vec<f32> {
     t
 }
 
+/// Targets of one image from a teacher's raw outputs on it ([`faceunlock::detect::YuNet::maps`],
+/// finest level first): the face channel is the teacher's probability at each cell, every cell
+/// counts, and the box and landmark channels are the teacher's regressions (weighted in the loss
+/// by the square of that probability).
+pub fn from_maps(size: [usize; 2], levels: &[faceunlock::detect::LevelMaps]) -> Vec<f32> {
+    let cells = cell_count(size);
+    assert_eq!(levels.iter().map(|l| l.score.len()).sum::<usize>(), cells, "the teacher's cells are the student's");
+    let mut t = vec![0.0f32; CHANNELS * cells];
+    t[cells..2 * cells].fill(1.0);
+    let mut base = 0;
+    for level in levels {
+        for (i, &q) in level.score.iter().enumerate() {
+            let cell = base + i;
+            t[cell] = q;
+            let regressions = level.bbox[4 * i..4 * i + 4].iter().chain(&level.kps[10 * i..10 * i + 10]);
+            regressions.enumerate().for_each(|(c, v)| t[(2 + c) * cells + cell] = *v);
+        }
+        base += level.score.len();
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,11 @@
 //! Detector training: focal loss on the face logit, smooth-L1 on the box and L1 on the
-//! landmarks at the positive cells, through the shared step loop ([`crate::steps`]).
+//! landmarks at the positive cells, through the shared step loop ([`crate::steps`]). With a
+//! dense teacher the face targets of its images are its probabilities (the focal loss becomes
+//! its soft-target form) and every cell regresses the teacher's outputs, weighted by the
+//! square of the teacher's probability there.
 
 use super::data::{Augment, Batch, HostBatch, Source, host_batch};
+use super::teacher::DenseTeacher;
 use super::model::{DetectorConfig, DetectorNet, LevelOutput};
 use crate::checkpoint::{load_run, start_from_run};
 use crate::steps::{Loss, StepPlan, StepReport, StepTask};
@@ -41,6 +45,10 @@ pub struct DetectorTrainConfig {
     /// A trained detector run whose weights (best, else last) a new run starts from: a second
     /// schedule on the same architecture.
     pub init_from: Option<String>,
+    /// A detector with the student's output contract (YuNet) run on every input made from a
+    /// teacher-labelled image: its outputs at every cell are the targets there
+    /// ([`super::teacher`]).
+    pub dense_teacher: Option<String>,
 }
 
 const VAL_BATCHES: usize = 4;
@@ -64,23 +72,27 @@ pub fn loss<B: Backend>(levels: Vec<LevelOutput<B>>, targets: Tensor<B, 3>, cfg:
         kps.push(flat(l.kps));
     }
     let (score, bbox, kps) = (Tensor::cat(score, 2), Tensor::cat(bbox, 2), Tensor::cat(kps, 2));
+    // The face target: 1 / 0 from labelled faces, the teacher's probability from a dense one.
     let face = targets.clone().narrow(1, 0, 1);
     let weight = targets.clone().narrow(1, 1, 1);
     let positives = face.clone().sum().clamp_min(1.0);
     let p = sigmoid(score.clone());
     let not_face = face.clone().neg().add_scalar(1.0);
-    // Focal loss (γ = 2): easy background cells fade out of the sum.
-    let focal = (face.clone() * p.clone().neg().add_scalar(1.0).powi_scalar(2) * log_sigmoid(score.clone())
-        + not_face * p.powi_scalar(2) * log_sigmoid(score.neg()))
-    .neg()
-        * weight;
-    let score_loss = focal.sum() / positives.clone();
-    let box_loss = (smooth_l1(bbox - targets.clone().narrow(1, 2, 4)) * face.clone()).sum() / positives.clone();
+    // Focal loss (γ = 2) in its soft-target form, |q − p|² · BCE(q, p): easy cells fade out of
+    // the sum; for q ∈ {0, 1} the usual (1 − p)² · −log p and p² · −log(1 − p).
+    let modulation = (face.clone() - p).abs().powi_scalar(2);
+    let focal = ((face.clone() * log_sigmoid(score.clone()) + not_face * log_sigmoid(score.neg())) * modulation).neg() * weight;
+    let score_loss = focal.sum() / positives;
+    // Regressions count where the target is a face: q² (1 at labelled faces' cells, and a
+    // dense teacher's background cells, q ≈ 0, whose regressions mean nothing, hardly count).
+    let face = face.powi_scalar(2);
+    let regressed = face.clone().sum().clamp_min(1.0);
+    let box_loss = (smooth_l1(bbox - targets.clone().narrow(1, 2, 4)) * face.clone()).sum() / regressed.clone();
     // Landmark error relative to the face's size (√(w·h) in strides, from the box target's
     // log sizes), as the NME the detector is judged by: in plain stride units a stride-32 face
     // would weigh a quarter of a stride-8 face for the same relative error.
     let per_size = targets.clone().narrow(1, 4, 2).sum_dim(1).mul_scalar(-0.5).exp();
-    let kps_loss = ((kps - targets.narrow(1, 6, 10)).abs() * face * per_size).sum() / positives;
+    let kps_loss = ((kps - targets.narrow(1, 6, 10)).abs() * face * per_size).sum() / regressed;
     let total = score_loss.clone() + box_loss.clone().mul_scalar(cfg.box_weight) + kps_loss.clone().mul_scalar(cfg.kps_weight);
     Loss { parts: Tensor::cat(vec![total.clone(), score_loss, box_loss, kps_loss], 0).detach(), total }
 }
@@ -90,6 +102,7 @@ struct DetectorTask<'a> {
     cfg: &'a DetectorTrainConfig,
     train: &'a [Source],
     val: &'a [Source],
+    teacher: Option<DenseTeacher>,
 }
 
 impl<B: AutodiffBackend> StepTask<B> for DetectorTask<'_> {
@@ -105,7 +118,7 @@ impl<B: AutodiffBackend> StepTask<B> for DetectorTask<'_> {
     }
 
     fn batch(&self, seed: u64) -> HostBatch {
-        host_batch(self.train, self.cfg.input, &self.cfg.augment, self.cfg.batch_size, seed)
+        host_batch(self.train, self.cfg.input, &self.cfg.augment, self.teacher.as_ref(), self.cfg.batch_size, seed)
     }
 
     fn loss(&self, model: &DetectorNet<B>, batch: HostBatch, device: &B::Device) -> Loss<B> {
@@ -117,7 +130,7 @@ impl<B: AutodiffBackend> StepTask<B> for DetectorTask<'_> {
         let device = &model.devices()[0];
         let mut sums = vec![0.0; 4];
         for k in 0..VAL_BATCHES {
-            let batch: Batch<B::InnerBackend> = host_batch(self.val, self.cfg.input, &self.cfg.augment, self.cfg.batch_size, 0xdead_beef + k as u64).upload(self.cfg.input, device);
+            let batch: Batch<B::InnerBackend> = host_batch(self.val, self.cfg.input, &self.cfg.augment, self.teacher.as_ref(), self.cfg.batch_size, 0xdead_beef + k as u64).upload(self.cfg.input, device);
             let parts = read_f64s(loss(model.forward(batch.images), batch.targets, self.cfg).parts)?;
             sums.iter_mut().zip(parts).for_each(|(s, p)| *s += p / VAL_BATCHES as f64);
         }
@@ -134,7 +147,8 @@ pub fn train<B: AutodiffBackend>(cfg: &DetectorTrainConfig, train: &[Source], va
             .with_context(|| format!("starting from the detector run in {run} (its --kernel and --top-down must be this run's)")),
         None => Ok(model),
     };
-    crate::steps::run(&DetectorTask { cfg, train, val }, &plan, cfg, cfg.model.init::<B>(device), fresh, dir, device)
+    let teacher = cfg.dense_teacher.as_deref().map(|path| DenseTeacher::open(Path::new(path), cfg.input)).transpose()?;
+    crate::steps::run(&DetectorTask { cfg, train, val, teacher }, &plan, cfg, cfg.model.init::<B>(device), fresh, dir, device)
 }
 
 /// Load a trained detector (config + best weights, else the last checkpoint) from a run directory.
@@ -158,6 +172,26 @@ mod tests {
         t.extend([0.0; 10]);
         let targets = Tensor::<B, 3>::from_data(TensorData::new(t, [1, 16, 1]), &device);
         loss(vec![level], targets, &DetectorTrainConfig::new(DetectorConfig::new())).parts.into_data().to_vec::<f32>().unwrap()[3]
+    }
+
+    /// The face term of one cell whose target is `q`, at predicted probability `p`.
+    fn face_term(q: f32, p: f32) -> f32 {
+        let device = Default::default();
+        let cell = |c: usize, v: f32| Tensor::<B, 4>::full([1, c, 1, 1], v, &device);
+        let level = LevelOutput { score: cell(1, (p / (1.0 - p)).ln()), bbox: cell(4, 0.0), kps: cell(10, 0.0) };
+        let mut t = vec![q, 1.0];
+        t.extend([0.0; 14]);
+        let targets = Tensor::<B, 3>::from_data(TensorData::new(t, [1, 16, 1]), &device);
+        loss(vec![level], targets, &DetectorTrainConfig::new(DetectorConfig::new())).parts.into_data().to_vec::<f32>().unwrap()[1]
+    }
+
+    #[test]
+    fn a_soft_face_target_is_learnt_as_that_probability_and_a_hard_one_as_focal_loss() {
+        assert!(face_term(0.3, 0.3) < 1e-7, "no loss at the teacher's probability");
+        assert!(face_term(0.3, 0.2) > 1e-4 && face_term(0.3, 0.4) > 1e-4);
+        // q = 1: (1 − p)² · −ln p over one positive; q = 0: p² · −ln(1 − p) (over at least 1).
+        assert!((face_term(1.0, 0.8) - 0.04 * -(0.8f32).ln()).abs() < 1e-5, "{}", face_term(1.0, 0.8));
+        assert!((face_term(0.0, 0.1) - 0.01 * -(0.9f32).ln()).abs() < 1e-6, "{}", face_term(0.0, 0.1));
     }
 
     #[test]
