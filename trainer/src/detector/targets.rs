@@ -73,7 +73,8 @@ pub fn from_maps(size: [usize; 2], levels: &[faceunlock::detect::LevelMaps]) -> 
     let mut t = vec![0.0f32; CHANNELS * cells];
     t[cells..2 * cells].fill(1.0);
     let mut base = 0;
-    for level in levels {
+    for (level, stride) in levels.iter().zip(STRIDES) {
+        assert_eq!(level.stride, stride, "the teacher's levels, finest first");
         for (i, &q) in level.score.iter().enumerate() {
             let cell = base + i;
             t[cell] = q;
