@@ -108,14 +108,27 @@ fn load_weights<B: Backend, M: Module<B>>(dir: &Path, model: M, device: &B::Devi
 fn load_checked<B: Backend, M: Module<B>>(model: M, weights: &Path, device: &B::Device) -> Result<M> {
     let expected = ParamShapes::of(&model);
     let stem = weights.with_extension("");
-    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.load_file(stem, &recorder(), device)))
-        .map_err(|_| anyhow::anyhow!("{}: its layers do not match the model's (another number of blocks); expected the weights of the model this run's config.json describes", weights.display()))?
+    let loaded = panic_as_error(|| model.load_file(stem, &recorder(), device))
+        .map_err(|burn| anyhow::anyhow!("{}: its layers do not match the model's (another number of blocks: {burn}); expected the weights of the model this run's config.json describes", weights.display()))?
         .with_context(|| format!("loading {}", weights.display()))?;
     let found = ParamShapes::of(&loaded);
     match expected.first_difference(&found) {
         None => Ok(loaded),
         Some(difference) => anyhow::bail!("{}: {difference}; expected the weights of the model this run's config.json describes", weights.display()),
     }
+}
+
+/// `f()`, or the message of the panic it raised, which is not printed (the caller's error says
+/// it, once): Burn panics where a file merely does not fit.
+fn panic_as_error<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    result.map_err(|payload| {
+        let message = payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+        message.unwrap_or("a panic").split_whitespace().collect::<Vec<_>>().join(" ")
+    })
 }
 
 /// Each float parameter of a module as (path, shape), in the module's order; lazy parameters are
@@ -222,6 +235,6 @@ mod tests {
         let (dir, loaded) = reload(&[4, 3, 2], &[4, 3, 3, 2]);
         let message = format!("{:#}", loaded.unwrap_err());
         assert!(message.contains(&dir.path().join("best.mpk").display().to_string()), "{message}");
-        assert!(message.contains("another number of blocks"), "{message}");
+        assert!(message.contains("another number of blocks") && message.contains("[Load Record Error]"), "{message}");
     }
 }
