@@ -134,7 +134,7 @@ fn dense_teacher_targets_are_the_teachers_own_detections() {
         assert!(decoded.iter().any(same), "detection {d:?} is not among the targets' faces {decoded:?}");
     }
     // Another frame size is refused, naming both sizes.
-    let wrong = faceunlock::detect::YuNet::from_file(&teacher_file, [128, 128]).unwrap().maps(&sources[0].image).unwrap_err();
+    let wrong = firmware.maps(&sources[0].image).unwrap_err();
     assert!(wrong.to_string().contains("[128, 128]"), "{wrong}");
 
     // Two steps of a student on those targets (every source teacher-labelled) learn something finite.
