@@ -178,6 +178,16 @@ pub(crate) fn load_run<B: Backend, C: Config, M: Module<B>>(dir: &Path, init: im
     Ok((cfg, model))
 }
 
+/// As [`load_run`] with the weights of the record `stem` under `dir` (a snapshot the run kept,
+/// e.g. `snapshots/step-1500`) instead of its best.
+pub(crate) fn load_run_weights<B: Backend, C: Config, M: Module<B>>(dir: &Path, stem: &str, init: impl FnOnce(&C) -> M, device: &B::Device) -> Result<(C, M)> {
+    let cfg: C = run_config(dir)?;
+    let weights = dir.join(format!("{stem}.mpk"));
+    anyhow::ensure!(weights.exists(), "{}: no such weights in the run (snapshots are `snapshots/step-N`)", weights.display());
+    let model = load_checked(init(&cfg), &weights, device)?;
+    Ok((cfg, model))
+}
+
 /// `model`, a new run's architecture, with the weights of the trained run in `dir`: a run that
 /// starts where another ended. The other run's config must describe the same weights, `shape`
 /// of it equal to `expected`; that is checked first, as Burn panics on a record of another shape.

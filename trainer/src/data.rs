@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use faceunlock_core::align::{Aligner, warp_labels_into};
-use faceunlock_core::geometry::{CropSpec, Similarity};
+use faceunlock_core::geometry::{CropSpec, Landmarks5, Similarity};
 use faceunlock_core::normalize::Normalization;
 use faceunlock_data::classes::{NUM_CLASSES, UNLABELLED, mirror_label};
 use faceunlock_data::sample::{FaceSample, SampleRef};
@@ -32,11 +32,17 @@ pub struct Augment {
     pub affine: [f32; 3],
     /// Max brightness, contrast and saturation change (fractions).
     pub colour: [f32; 3],
+    /// Landmark noise before alignment, as the NME it gives (mean point error over the
+    /// inter-ocular distance): each coordinate moves by N(0, σ) with σ = this × IOD / √(π/2), so
+    /// the student sees crops aligned as badly as a detector with that error aligns them.
+    /// Configs saved before the field existed load with 0 (none).
+    #[serde(default)]
+    pub landmark_nme: f32,
 }
 
 impl Augment {
-    pub const NONE: Self = Self { flip: false, affine: [0.0; 3], colour: [0.0; 3] };
-    pub const TRAIN: Self = Self { flip: true, affine: [8.0, 0.06, 3.0], colour: [0.2, 0.2, 0.2] };
+    pub const NONE: Self = Self { flip: false, affine: [0.0; 3], colour: [0.0; 3], landmark_nme: 0.0 };
+    pub const TRAIN: Self = Self { flip: true, affine: [8.0, 0.06, 3.0], colour: [0.2, 0.2, 0.2], landmark_nme: 0.0 };
 }
 
 /// One sample ready for a batch.
@@ -75,8 +81,25 @@ pub(crate) fn jitter_colour<R: Rng>(img: &mut RgbImage, strength: [f32; 3], rng:
     }
 }
 
+/// `marks` with every coordinate moved by N(0, σ), σ chosen so the mean point error is `nme`
+/// inter-ocular distances (E‖(x, y)‖ = σ·√(π/2) for two independent normal coordinates).
+fn jitter_landmarks<R: Rng>(marks: Landmarks5, nme: f32, rng: &mut R) -> Landmarks5 {
+    if nme <= 0.0 {
+        return marks;
+    }
+    let sigma = nme * marks.inter_ocular() / std::f32::consts::FRAC_PI_2.sqrt();
+    let normal = rand_distr::Normal::new(0.0, sigma).expect("a finite, non-negative σ");
+    Landmarks5(marks.0.map(|[x, y]| [x + rng.sample(normal), y + rng.sample(normal)]))
+}
+
 /// Decode-free preparation of an already loaded sample.
 pub fn prepare<R: Rng>(sample: &FaceSample, name: &str, spec: CropSpec, aug: Augment, rng: &mut R) -> Result<Prepared, PrepareError> {
+    prepare_view(sample, name, spec, aug, rng).map(|(prepared, _)| prepared)
+}
+
+/// As [`prepare`], also saying whether the view was mirrored (a target that depends on it, such
+/// as a teacher's embedding of the mirror image, must follow).
+pub fn prepare_view<R: Rng>(sample: &FaceSample, name: &str, spec: CropSpec, aug: Augment, rng: &mut R) -> Result<(Prepared, bool), PrepareError> {
     let marks = sample.landmarks.ok_or_else(|| PrepareError::NoLandmarks(name.into()))?;
     let flip = aug.flip && rng.random_bool(0.5);
     let (image, mask, marks) = if flip {
@@ -94,6 +117,7 @@ pub fn prepare<R: Rng>(sample: &FaceSample, name: &str, spec: CropSpec, aug: Aug
         jitter.tx += draw(shift);
         jitter.ty += draw(shift);
     }
+    let marks = jitter_landmarks(marks, aug.landmark_nme, rng);
     let mut aligner = Aligner::new(spec);
     let to_frame = aligner.crop_to_frame(&marks, &jitter).map_err(|_| PrepareError::Degenerate(name.into()))?;
     let mut crop = aligner.warp(&image, &to_frame).clone();
@@ -103,7 +127,7 @@ pub fn prepare<R: Rng>(sample: &FaceSample, name: &str, spec: CropSpec, aug: Aug
         warp_labels_into(&m, &to_frame, UNLABELLED, &mut out);
         out.pixels().map(|p| sample.labelled.admissible(p.0[0])).collect()
     });
-    Ok(Prepared { image: Normalization::IMAGENET.to_chw(&crop), admissible, identity: sample.identity })
+    Ok((Prepared { image: Normalization::IMAGENET.to_chw(&crop), admissible, identity: sample.identity }, flip))
 }
 
 /// A training batch on device `B`.
@@ -120,23 +144,24 @@ pub struct Batch<B: Backend> {
 /// Stack prepared items into a batch on `device`. Masks travel as one 16-bit class set per pixel
 /// and are expanded to per-class planes on the device (a 14× smaller upload).
 pub fn collate<B: Backend>(items: &[Prepared], size: usize, device: &B::Device) -> Batch<B> {
+    let (admissible, labelled) = mask_tensors(items.iter(), size, device);
+    Batch { images: images_tensor(items, size, device), identities: identities_tensor(items, device), admissible, labelled, len: items.len() }
+}
+
+/// The masks of `items` as `[n, classes, H, W]` admissible planes and the `[n, H, W]` labelled
+/// pixels (an item without a mask: nothing labelled).
+pub fn mask_tensors<'a, B: Backend>(items: impl ExactSizeIterator<Item = &'a Prepared>, size: usize, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 3>) {
     let n = items.len();
     let plane = size * size;
     let mut sets = vec![0i32; n * plane];
-    for (b, item) in items.iter().enumerate() {
+    for (b, item) in items.enumerate() {
         if let Some(bits) = &item.admissible {
             sets[b * plane..(b + 1) * plane].iter_mut().zip(bits).for_each(|(s, v)| *s = *v as i32);
         }
     }
     let sets = Tensor::<B, 4, Int>::from_data(TensorData::new(sets, [n, 1, size, size]), device);
     let planes = (0..NUM_CLASSES).map(|c| sets.clone().bitwise_and_scalar((1i64 << c).elem()).greater_elem(0).float()).collect();
-    Batch {
-        images: images_tensor(items, size, device),
-        identities: identities_tensor(items, device),
-        admissible: Tensor::cat(planes, 1),
-        labelled: sets.greater_elem(0).float().squeeze_dim(1),
-        len: n,
-    }
+    (Tensor::cat(planes, 1), sets.greater_elem(0).float().squeeze_dim(1))
 }
 
 /// The items' images as one `[n, 3, size, size]` tensor on `device`.
@@ -164,14 +189,26 @@ pub fn prepare_each<T: Send>(
     seed: u64,
     make: impl Fn(&FaceSample, &str, &mut rand_chacha::ChaCha8Rng) -> Result<T, PrepareError> + Sync,
 ) -> (Vec<T>, Vec<PrepareError>) {
+    prepare_items(refs, seed, |r| *r, |_, sample, name, rng| make(sample, name, rng))
+}
+
+/// [`prepare_each`] over items that each hold a sample (`sample_of`), `make` also getting the
+/// item: whatever travels with a sample (a target) stays with it when other samples fail.
+pub fn prepare_items<I: Sync, T: Send>(
+    items: &[I],
+    seed: u64,
+    sample_of: impl Fn(&I) -> &SampleRef + Sync,
+    make: impl Fn(&I, &FaceSample, &str, &mut rand_chacha::ChaCha8Rng) -> Result<T, PrepareError> + Sync,
+) -> (Vec<T>, Vec<PrepareError>) {
     use rand::SeedableRng;
-    let results: Vec<_> = refs
+    let results: Vec<_> = items
         .par_iter()
         .enumerate()
-        .map(|(i, r)| {
+        .map(|(i, item)| {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let r = sample_of(item);
             let sample = r.load()?;
-            make(&sample, &r.image.display().to_string(), &mut rng)
+            make(item, &sample, &r.image.display().to_string(), &mut rng)
         })
         .collect();
     let mut ok = Vec::with_capacity(results.len());
@@ -215,6 +252,16 @@ mod tests {
     fn rows_differ(a: &[f32], b: &[f32], size: usize, rows: std::ops::Range<usize>) -> f32 {
         let per_row: Vec<f32> = (0..3 * size).filter(|r| rows.contains(&(r % size))).flat_map(|r| (0..size).map(move |x| r * size + x)).map(|i| (a[i] - b[i]).abs()).collect();
         per_row.iter().sum::<f32>() / per_row.len() as f32
+    }
+
+    #[test]
+    fn landmark_noise_has_the_requested_nme() {
+        let marks = CropSpec::default().template;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let draws = 4000;
+        let mean: f64 = (0..draws).map(|_| jitter_landmarks(marks, 0.11, &mut rng).nme(&marks)).sum::<f64>() / draws as f64;
+        assert!((mean - 0.11).abs() < 0.003, "mean NME {mean}");
+        assert_eq!(jitter_landmarks(marks, 0.0, &mut rng), marks, "no noise asked, none given");
     }
 
     #[test]

@@ -190,7 +190,7 @@ pub fn export_onnx<B: Backend>(encoder: &Encoder<B>, id_head: &IdHead<B>) -> Vec
     let w = g.constant("embed_w", &wdims, values(&id_head.embed.weight.val()));
     let b = g.constant("embed_b", &[wdims[1]], id_head.embed.bias.as_ref().map_or_else(|| vec![0.0; wdims[1]], |b| values(&b.val())));
     let gemm = g.node("Gemm", vec![flat, w, b], vec![]);
-    if id_head.arc.is_none() {
+    if id_head.has_relu() {
         g.node("Relu", vec![gemm], vec![]);
     }
     g.name_last_output(OUTPUT_NAME);

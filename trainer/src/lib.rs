@@ -19,6 +19,7 @@ pub mod distill;
 pub mod eval;
 pub mod export;
 pub mod inference;
+pub mod kd;
 pub mod landmarks;
 pub mod loss;
 pub mod model;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 mod cli;
 mod detector_cli;
 mod distill_cli;
+mod kd_cli;
 
 #[derive(Parser)]
 #[command(name = "faceunlock-train", version, about = "Seg-Distilled-ID trainer: data, training, export, evaluation")]
@@ -46,6 +47,12 @@ enum Command {
     /// Distil an occlusion-robust student (MaskInv, triplet, soft-label, combined) from a
     /// trained run, on synthetic masks over the teacher's own training faces.
     Distill(distill_cli::DistillArgs),
+    /// Distil a strong face teacher's templates into the Seg-Distilled-ID model (with the
+    /// segmentation teacher; --kd-only for the ablation), in images seen, pausable and resumable.
+    DistilTeacher(Box<kd_cli::DistilArgs>),
+    /// Run a face teacher ONNX on its own chip of every image of a set (and its mirror) into
+    /// `index.txt` + `teacher.safetensors` (the layout of ../shared/data/lfw-teacher).
+    TeacherEmbed(kd_cli::TeacherEmbedArgs),
     /// Measure training img/s of the model alone on this binary's backend (random batches).
     BenchStep(cli::BenchStepArgs),
     /// Evaluate an ONNX embedder on LFW folds 6-10 (accuracy, TAR at FAR) and calibrate.
@@ -87,6 +94,8 @@ fn run() -> Result<()> {
         Command::Pack(a) => cli::pack(a),
         Command::Train(a) => cli::train(*a),
         Command::Distill(a) => distill_cli::distill(a),
+        Command::DistilTeacher(a) => kd_cli::distil_teacher(*a),
+        Command::TeacherEmbed(a) => kd_cli::teacher_embed(a),
         Command::BenchStep(a) => cli::bench_step(a),
         Command::Eval(a) => cli::eval(a),
         Command::Export(a) => cli::export(a).context("export failed"),

@@ -1,7 +1,10 @@
-//! The step-based training loop of the small models (the face detector, the landmark refiner):
-//! batches made on a producer thread, Adam with a warm-up and a cosine decay over the planned
-//! steps (shortened to fit a time budget, measured after a few steps), and every interval a CSV
-//! row, a validation and a checkpoint; a run directory holding a checkpoint resumes.
+//! The step-based training loop (the face detector, the landmark refiner, template
+//! distillation): batches made on a producer thread, Adam with a warm-up and a cosine decay over
+//! the planned steps (shortened to fit a time budget, measured after a few steps), and every
+//! interval a CSV row (images seen, img/s), a validation and a checkpoint; a run directory
+//! holding a checkpoint resumes the same schedule exactly (each step's batch comes from its
+//! index). A run may also pause after some minutes, schedule untouched, to go on in another
+//! session, and keep snapshots of its weights along the way.
 
 use crate::checkpoint::{save, start_or_resume};
 use crate::training::{accumulate, progress, read_f64s};
@@ -14,8 +17,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-/// Steps between CSV rows, checkpoints and validations.
-const INTERVAL: usize = 100;
+/// Steps between CSV rows, checkpoints and validations, unless a plan says otherwise.
+pub const INTERVAL: usize = 100;
 /// Steps timed before the schedule is fitted to the time budget.
 const TIMING_STEPS: usize = 10;
 const WARMUP_STEPS: f64 = 50.0;
@@ -29,6 +32,18 @@ pub struct StepPlan {
     pub learning_rate: f64,
     pub batch_size: usize,
     pub seed: u64,
+    /// Stop at the first checkpoint past this many minutes, leaving the schedule as planned: the
+    /// same command resumes it (a run longer than a session).
+    pub pause_after_minutes: Option<f64>,
+    /// Keep the weights every this many steps as `snapshots/step-N` (a learning curve).
+    pub snapshot_every: Option<usize>,
+    /// Steps between CSV rows, validations and checkpoints ([`INTERVAL`] in every run but tests).
+    pub checkpoint_every: usize,
+}
+
+/// Where [`StepPlan::snapshot_every`] keeps the weights after step `step`, under a run directory.
+pub fn snapshot_file(dir: &Path, step: usize) -> std::path::PathBuf {
+    dir.join("snapshots").join(format!("step-{step}"))
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -83,8 +98,11 @@ where
     T: StepTask<B>,
     C: burn::config::Config,
 {
+    if let Some(every) = plan.snapshot_every {
+        anyhow::ensure!(every > 0 && every.is_multiple_of(plan.checkpoint_every), "snapshots every {every} steps: expected a multiple of the checkpoint interval, {}", plan.checkpoint_every);
+    }
     let parts = task.parts();
-    let header = format!("step,{},{},lr,img_per_s", parts.join(","), parts.iter().map(|p| format!("val_{p}")).collect::<Vec<_>>().join(","));
+    let header = format!("step,images,{},{},lr,img_per_s", parts.join(","), parts.iter().map(|p| format!("val_{p}")).collect::<Vec<_>>().join(","));
     let opened = start_or_resume(dir, cfg, model, fresh, AdamConfig::new().init::<B, T::Model>(), &header, device)?;
     let (mut model, mut optim, mut csv) = (opened.model, opened.optim, opened.csv);
     let mut state = opened.state.unwrap_or(StepState { planned_steps: plan.steps, ..Default::default() });
@@ -125,13 +143,13 @@ where
                     bar.set_length(state.planned_steps as u64);
                 }
             }
-            if state.steps_done.is_multiple_of(INTERVAL) || state.steps_done == state.planned_steps {
+            if state.steps_done.is_multiple_of(plan.checkpoint_every) || state.steps_done == state.planned_steps {
                 let steps = (state.steps_done - interval_start.1).max(1);
                 let train_parts: Vec<f64> = sums.take().map_or(Ok(vec![0.0; parts.len()]), read_f64s)?.iter().map(|v| v / steps as f64).collect();
                 throughput = (steps * plan.batch_size) as f64 / interval_start.0.elapsed().as_secs_f64();
                 let v = task.validate(&model.valid())?;
                 let f = |x: &[f64]| x.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>().join(",");
-                writeln!(csv, "{},{},{},{lr:.6},{throughput:.2}", state.steps_done, f(&train_parts), f(&v))?;
+                writeln!(csv, "{},{},{},{},{lr:.6},{throughput:.2}", state.steps_done, state.steps_done * plan.batch_size, f(&train_parts), f(&v))?;
                 csv.flush()?;
                 bar.set_message(format!("loss {:.3} val {:.3}", train_parts[0], v[0]));
                 let best = state.best_val_loss.is_none_or(|b| v[0] < b);
@@ -139,8 +157,17 @@ where
                     state.best_val_loss = Some(v[0]);
                     state.best_step = state.steps_done;
                 }
+                if plan.snapshot_every.is_some_and(|every| state.steps_done.is_multiple_of(every)) {
+                    let file = snapshot_file(dir, state.steps_done);
+                    std::fs::create_dir_all(dir.join("snapshots")).with_context(|| format!("creating {}", dir.join("snapshots").display()))?;
+                    model.clone().save_file(&file, &crate::checkpoint::recorder()).with_context(|| format!("saving the snapshot {}", file.display()))?;
+                }
                 save(dir, &model, &optim, &state, best)?;
                 interval_start = (Instant::now(), state.steps_done);
+                if plan.pause_after_minutes.is_some_and(|m| started.elapsed().as_secs_f64() > m * 60.0) && state.steps_done < state.planned_steps {
+                    log::info!("pausing after step {} of {} ({} images): the same command resumes the schedule", state.steps_done, state.planned_steps, state.steps_done * plan.batch_size);
+                    break;
+                }
             }
         }
         Ok(())

@@ -141,7 +141,7 @@ impl<B: AutodiffBackend> StepTask<B> for DetectorTask<'_> {
 /// Train (or resume) a detector into `dir`.
 pub fn train<B: AutodiffBackend>(cfg: &DetectorTrainConfig, train: &[Source], val: &[Source], dir: &Path, device: &B::Device) -> Result<StepReport> {
     anyhow::ensure!(!train.is_empty() && !val.is_empty(), "no training or validation images");
-    let plan = StepPlan { steps: cfg.steps, time_budget_minutes: cfg.time_budget_minutes, learning_rate: cfg.learning_rate, batch_size: cfg.batch_size, seed: cfg.seed };
+    let plan = StepPlan { steps: cfg.steps, time_budget_minutes: cfg.time_budget_minutes, learning_rate: cfg.learning_rate, batch_size: cfg.batch_size, seed: cfg.seed, pause_after_minutes: None, snapshot_every: None, checkpoint_every: crate::steps::INTERVAL };
     let fresh = |model| match &cfg.init_from {
         Some(run) => start_from_run(Path::new(run), model, |theirs: &DetectorTrainConfig| format!("{:?}", theirs.model), &format!("{:?}", cfg.model), device)
             .with_context(|| format!("starting from the detector run in {run} (its --kernel and --top-down must be this run's)")),

@@ -27,6 +27,8 @@ pub struct LfwReport {
     pub std_accuracy: f64,
     pub genuine_pairs: usize,
     pub impostor_pairs: usize,
+    /// Whose impostor pairs the FAR thresholds were calibrated on.
+    pub calibrated_on: String,
     /// Thresholds reaching FAR 1e-3 / 1e-4 on the calibration people's impostor pairs.
     pub threshold_far_1e3: f32,
     pub threshold_far_1e4: f32,
@@ -74,14 +76,32 @@ fn embed_images_by(onnx: &Path, entry: &EmbedderEntry, images: &[PathBuf], faces
     Ok(images.iter().zip(embeddings).filter_map(|(p, e)| Some((p.clone(), e?))).collect())
 }
 
-/// Calibrate on the people and pairs of `calibration` folds, measure on `test` folds, under
-/// each of `protocols` (the images are embedded once bare and once masked, as needed).
-/// With `curves`, the ROC and DET curves of the bare test people's pairs are written there as PNG.
+/// People other than the calibration folds' whose impostor pairs set the FAR thresholds:
+/// people a model never trained on, where it trained on the calibration folds' people.
+pub struct HeldOut<'a> {
+    /// Their faces, with identities and landmarks.
+    pub refs: &'a [SampleRef],
+    /// Who they are, for the report.
+    pub name: String,
+}
+
+/// Calibrate on the people and pairs of `calibration` folds (the FAR thresholds on `held_out`
+/// people where given), measure on `test` folds, under each of `protocols` (the images are
+/// embedded once bare and once masked, as needed). With `curves`, the ROC and DET curves of
+/// the bare test people's pairs are written there as PNG.
 #[allow(clippy::too_many_arguments)]
-pub fn lfw_open_set(lfw_root: &Path, onnx: &Path, entry: &EmbedderEntry, faces: &HashMap<PathBuf, CachedFace>, calibration: &[usize], test: &[usize], protocols: &[Masking], curves: Option<&Path>) -> Result<Vec<LfwReport>> {
+pub fn lfw_open_set(lfw_root: &Path, onnx: &Path, entry: &EmbedderEntry, faces: &HashMap<PathBuf, CachedFace>, calibration: &[usize], test: &[usize], protocols: &[Masking], curves: Option<&Path>, held_out: Option<&HeldOut>) -> Result<Vec<LfwReport>> {
     let lfw = Lfw::open(lfw_root)?;
-    let split = Split { cal_refs: lfw.people_samples(calibration).0, test_refs: lfw.people_samples(test).0, lfw: &lfw, calibration, test };
-    let images: Vec<PathBuf> = split.cal_refs.iter().chain(&split.test_refs).map(|r| r.image.clone()).collect();
+    let split = Split { cal_refs: lfw.people_samples(calibration).0, test_refs: lfw.people_samples(test).0, lfw: &lfw, calibration, test, held_out };
+    let mut images: Vec<PathBuf> = split.cal_refs.iter().chain(&split.test_refs).map(|r| r.image.clone()).collect();
+    // The held-out faces are aligned by their own landmarks, like the LFW photos by the cache's.
+    let mut faces = faces.clone();
+    for r in held_out.map_or(&[][..], |h| h.refs) {
+        let landmarks = r.landmarks.with_context(|| format!("{}: a held-out face without landmarks", r.image.display()))?;
+        faces.insert(r.image.clone(), CachedFace { image: r.image.clone(), landmarks, face_box: [0.0; 4], score: 1.0 });
+        images.push(r.image.clone());
+    }
+    let faces = &faces;
     let mut by_seed: HashMap<Option<u64>, HashMap<PathBuf, Vec<f32>>> = HashMap::new();
     let mut reports = Vec::new();
     for masking in protocols {
@@ -116,6 +136,7 @@ struct Split<'a> {
     test: &'a [usize],
     cal_refs: Vec<SampleRef>,
     test_refs: Vec<SampleRef>,
+    held_out: Option<&'a HeldOut<'a>>,
 }
 
 impl Split<'_> {
@@ -130,7 +151,11 @@ impl Split<'_> {
         let mean = fold_accuracy.iter().sum::<f64>() / fold_accuracy.len().max(1) as f64;
         let std = (fold_accuracy.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / fold_accuracy.len().max(1) as f64).sqrt();
         let items = |refs: &[SampleRef]| -> Vec<(u32, &Vec<f32>, &Vec<f32>)> { refs.iter().filter_map(|r| Some((r.identity, sides.enrol.get(&r.image)?, sides.probe.get(&r.image)?))).collect() };
-        let (_, mut cal_impostor) = all_pair_scores(&items(cal_refs));
+        let (calibrated_on, calibration_refs) = match self.held_out {
+            Some(h) => (h.name.clone(), h.refs),
+            None => (format!("LFW people.txt folds {:?} people", self.calibration), &cal_refs[..]),
+        };
+        let (_, mut cal_impostor) = all_pair_scores(&items(calibration_refs));
         let t3 = threshold_at_far(&mut cal_impostor, 1e-3);
         let t4 = threshold_at_far(&mut cal_impostor, 1e-4);
         let (genuine, impostor) = all_pair_scores(&items(test_refs));
@@ -145,6 +170,7 @@ impl Split<'_> {
             std_accuracy: std,
             genuine_pairs: genuine.len(),
             impostor_pairs: impostor.len(),
+            calibrated_on,
             threshold_far_1e3: t3,
             threshold_far_1e4: t4,
             tar_far_1e3: rate_at_or_above(&genuine, t3),
@@ -152,7 +178,7 @@ impl Split<'_> {
             test_far_at_1e3_threshold: rate_at_or_above(&impostor, t3),
             test_far_at_1e4_threshold: rate_at_or_above(&impostor, t4),
             images,
-            images_without_landmarks: images - sides.probe.len(),
+            images_without_landmarks: cal_refs.iter().chain(test_refs).filter(|r| !sides.probe.contains_key(&r.image)).count(),
         })
     }
 }

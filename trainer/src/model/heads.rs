@@ -18,6 +18,10 @@ pub struct IdHead<B: Backend> {
     /// the field existed load.
     #[module(skip)]
     pub arc: Option<ArcMargin>,
+    /// No ReLU on the embedding even without a margin (a head that regresses a teacher's
+    /// templates, which have both signs). Not stored with the weights, as `arc`.
+    #[module(skip)]
+    pub linear: bool,
 }
 
 /// ArcFace's additive angular margin (Deng et al. 2019): the embedding is not passed through a
@@ -38,6 +42,9 @@ pub struct IdHeadConfig {
     #[config(default = 128)]
     pub embedding: usize,
     pub arc: Option<ArcMargin>,
+    /// The embedding is the layer's output, without a ReLU, whatever the ID loss.
+    #[config(default = false)]
+    pub linear: bool,
 }
 
 impl IdHeadConfig {
@@ -46,6 +53,7 @@ impl IdHeadConfig {
             embed: LinearConfig::new(self.in_channels, self.embedding).init(device),
             classify: LinearConfig::new(self.embedding, self.classes).init(device),
             arc: self.arc.clone(),
+            linear: self.linear,
         }
     }
 }
@@ -55,11 +63,17 @@ impl<B: Backend> IdHead<B> {
         self.embed.weight.dims()[1]
     }
 
-    /// The embedding, `[batch, 128]`: after the ReLU, or the layer's output with an angular margin.
+    /// Whether the embedding passes through a ReLU: only for a softmax head that is not
+    /// [`IdHead::linear`] (an angular margin needs both signs).
+    pub fn has_relu(&self) -> bool {
+        self.arc.is_none() && !self.linear
+    }
+
+    /// The embedding, `[batch, 128]`: after the ReLU, or the layer's output (see [`IdHead::has_relu`]).
     pub fn embed(&self, top: Tensor<B, 4>) -> Tensor<B, 2> {
         let pooled = adaptive_avg_pool2d(top, [1, 1]).flatten::<2>(1, 3);
         let embedding = self.embed.forward(pooled);
-        if self.arc.is_some() { embedding } else { relu(embedding) }
+        if self.has_relu() { relu(embedding) } else { embedding }
     }
 
     /// Identity scores (no margin): the classifier's logits, or `scale · cos θ`.

@@ -97,7 +97,7 @@ pub fn train<B: AutodiffBackend>(cfg: &RefinerTrainConfig, train: &[Source], val
     let (train_faces, val_faces) = (faces(train), faces(val));
     anyhow::ensure!(!train_faces.is_empty() && !val_faces.is_empty(), "no training or validation faces");
     anyhow::ensure!(cfg.model.crop > 0 && cfg.model.crop.is_multiple_of(16), "crop side {}: expected a positive multiple of 16", cfg.model.crop);
-    let plan = StepPlan { steps: cfg.steps, time_budget_minutes: cfg.time_budget_minutes, learning_rate: cfg.learning_rate, batch_size: cfg.batch_size, seed: cfg.seed };
+    let plan = StepPlan { steps: cfg.steps, time_budget_minutes: cfg.time_budget_minutes, learning_rate: cfg.learning_rate, batch_size: cfg.batch_size, seed: cfg.seed, pause_after_minutes: None, snapshot_every: None, checkpoint_every: crate::steps::INTERVAL };
     let task = RefinerTask { cfg, train: (train, train_faces), val: (val, val_faces) };
     crate::steps::run(&task, &plan, cfg, cfg.model.init::<B>(device), Ok, dir, device)
 }

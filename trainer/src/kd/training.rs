@@ -1,0 +1,243 @@
+//! The distillation run: each step draws `batch_size` faces with templates (uniformly, with
+//! replacement, from the step's seed: a resumed run sees exactly the faces it would have) and,
+//! for the joint model, `seg_batch` generated faces. The loss is
+//! `λkd·‖s − k(t − μ)‖² + λseg·CE(seg) + λid·ID`: the student's embedding against the centred
+//! template (the mirror image's template for a mirrored view), the segmentation teacher's
+//! cross-entropy on the faces that have masks (the decoder runs on those rows only: it costs
+//! as much as the encoder per image), and optionally the identity loss of the ID head.
+
+use super::data::{KdData, KdFace};
+use crate::checkpoint::load_run;
+use crate::data::{Augment, PrepareError, Prepared, identities_tensor, images_tensor, mask_tensors, prepare_items, prepare_view};
+use crate::loss::{l2_normalize, seg_loss};
+use crate::model::{Centring, ModelConfig, SegDistilledId};
+use crate::steps::{Loss, StepPlan, StepReport, StepTask};
+use crate::training::read_f64s;
+use anyhow::{Context, Result};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::backend::AutodiffBackend;
+use faceunlock_core::geometry::CropSpec;
+use faceunlock_data::sample::SampleRef;
+use rand::{Rng, SeedableRng};
+use std::path::Path;
+
+/// The augmentation of distillation: the joint model's, plus landmark noise as large as our
+/// detector's error (NME 11 % on LFW), so the student tolerates the crops the device makes.
+pub const KD_AUGMENT: Augment = Augment { landmark_nme: 0.11, ..Augment::TRAIN };
+/// Held-out faces validated at each checkpoint (the first of the held-out people's).
+pub const VAL_FACES: usize = 320;
+
+#[derive(Config, Debug)]
+pub struct KdConfig {
+    /// The Seg-Distilled-ID model with its [`Centring`] (`model.teacher`: the joint model; false:
+    /// the KD-only ablation).
+    pub model: ModelConfig,
+    #[config(default = 10.0)]
+    pub lambda_kd: f64,
+    #[config(default = 1.0)]
+    pub lambda_seg: f64,
+    /// Weight of the ID head's loss (softmax, or ArcFace with `model.arc`); 0: none.
+    #[config(default = 0.0)]
+    pub lambda_id: f64,
+    #[config(default = 1e-3)]
+    pub learning_rate: f64,
+    /// Faces with templates per step.
+    #[config(default = 32)]
+    pub batch_size: usize,
+    /// Generated faces per step, for the segmentation teacher (joint model only).
+    #[config(default = 8)]
+    pub seg_batch: usize,
+    /// Faces with templates the schedule is planned for (its cosine decay ends there).
+    #[config(default = 400_000)]
+    pub images: usize,
+    #[config(default = 1)]
+    pub seed: u64,
+    #[config(default = "KD_AUGMENT")]
+    pub augment: Augment,
+    /// ImageNet MobileNetV2 safetensors to initialise the encoder from.
+    pub imagenet: Option<String>,
+}
+
+impl KdConfig {
+    /// Optimiser steps the schedule is planned for.
+    pub fn steps(&self) -> usize {
+        self.images.div_ceil(self.batch_size)
+    }
+
+    /// Generated faces per step (none without the segmentation teacher).
+    fn generated_per_step(&self) -> usize {
+        if self.model.teacher { self.seg_batch } else { 0 }
+    }
+
+    fn centring(&self) -> &Centring {
+        self.model.centring.as_ref().expect("a distillation model has its centring (checked when the run starts)")
+    }
+}
+
+/// The centring of every template the run trains on (image and mirror rows of its faces).
+pub fn fit_centring(data: &KdData) -> Result<Centring> {
+    let rows: Vec<&[f32]> = data.train.iter().flat_map(|f| [data.template(f, false), data.template(f, true)]).collect();
+    Centring::fit(&rows).context("centring the training faces' templates")
+}
+
+/// A batch made on the host: the faces with templates first, then the generated ones.
+pub struct HostBatch {
+    faces: Vec<Prepared>,
+    /// Centred targets of the first `with_targets` faces, row after row.
+    targets: Vec<f32>,
+    with_targets: usize,
+}
+
+/// Prepare `faces` (each view's target follows its mirroring) and `generated`.
+fn host_batch(data: &KdData, cfg: &KdConfig, faces: &[&KdFace], generated: &[&SampleRef], augment: Augment, seed: u64) -> HostBatch {
+    let spec = CropSpec::default();
+    let report = |failed: Vec<PrepareError>| failed.into_iter().for_each(|e| log::warn!("skipped: {e}"));
+    let (views, failed) = prepare_items(faces, seed, |f| &f.sample, |face, sample, name, rng| {
+        let (prepared, mirrored) = prepare_view(sample, name, spec, augment, rng)?;
+        let mut target = Vec::with_capacity(data.dim);
+        cfg.centring().target_into(data.template(face, mirrored), &mut target);
+        Ok((prepared, target))
+    });
+    report(failed);
+    let (mut prepared, targets): (Vec<Prepared>, Vec<Vec<f32>>) = views.into_iter().unzip();
+    let with_targets = prepared.len();
+    let (extra, failed) = crate::data::prepare_refs(generated, spec, augment, seed ^ 0x5e6);
+    report(failed);
+    prepared.extend(extra);
+    HostBatch { faces: prepared, targets: targets.concat(), with_targets }
+}
+
+/// The loss of one batch: parts `[loss, kd, seg, id, cosine]`, the last the mean cosine between
+/// the student's shipped embedding and the teacher's template.
+fn batch_loss<B: Backend>(model: &SegDistilledId<B>, batch: HostBatch, cfg: &KdConfig, device: &B::Device) -> Loss<B> {
+    let size = CropSpec::default().size as usize;
+    let n = batch.with_targets;
+    let dim = batch.targets.len() / n.max(1);
+    let images = images_tensor(&batch.faces, size, device);
+    let masked: Vec<usize> = (0..batch.faces.len()).filter(|i| batch.faces[*i].admissible.is_some()).collect();
+    let zero = || Tensor::<B, 1>::zeros([1], device);
+    let (top, seg) = match (&model.teacher, masked.is_empty()) {
+        (Some(teacher), false) => {
+            let features = model.encoder.forward(images);
+            let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(masked.iter().map(|i| *i as i64).collect::<Vec<_>>(), [masked.len()]), device);
+            let skips = features.skips.map(|s| s.select(0, rows.clone()));
+            let logits = teacher.forward(skips, features.bottleneck.select(0, rows));
+            let (admissible, labelled) = mask_tensors(masked.iter().map(|i| &batch.faces[*i]), size, device);
+            (features.top, seg_loss(logits, admissible, labelled))
+        }
+        _ => (model.encoder.forward_top(images), zero()),
+    };
+    let embedding = model.id_head.embed(top).narrow(0, 0, n);
+    let targets = Tensor::<B, 2>::from_data(TensorData::new(batch.targets, [n, dim]), device);
+    let kd = (embedding.clone() - targets.clone()).square().sum_dim(1).mean();
+    let id = if cfg.lambda_id > 0.0 {
+        let ids = identities_tensor::<B>(&batch.faces[..n], device);
+        model.id_head.loss(embedding.clone(), model.id_head.logits(embedding.clone()), ids)
+    } else {
+        zero()
+    };
+    // The shipped embedding is s + k·μ (the export folds k·μ into the bias), the template k·t.
+    let centring = cfg.centring();
+    let shift = Tensor::<B, 1>::from_floats(centring.mean.iter().map(|m| (*m as f64 * centring.scale) as f32).collect::<Vec<_>>().as_slice(), device).unsqueeze_dim::<2>(0);
+    let cosine = (l2_normalize(embedding + shift.clone()) * l2_normalize(targets + shift)).sum_dim(1).mean();
+    let total = kd.clone() * cfg.lambda_kd + seg.clone() * cfg.lambda_seg + id.clone() * cfg.lambda_id;
+    Loss { parts: Tensor::cat(vec![total.clone(), kd, seg, id, cosine], 0).detach(), total }
+}
+
+struct KdTask<'a> {
+    cfg: &'a KdConfig,
+    data: &'a KdData,
+}
+
+impl<B: AutodiffBackend> StepTask<B> for KdTask<'_> {
+    type Model = SegDistilledId<B>;
+    type Host = HostBatch;
+
+    fn name(&self) -> &'static str {
+        "distil"
+    }
+
+    fn parts(&self) -> &'static [&'static str] {
+        &["loss", "kd", "seg", "id", "cosine"]
+    }
+
+    fn batch(&self, seed: u64) -> HostBatch {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let (train, generated) = (&self.data.train, &self.data.generated);
+        // Faces and their augmentation are drawn first: the KD-only ablation sees exactly the
+        // joint run's faces, step for step.
+        let faces: Vec<&KdFace> = (0..self.cfg.batch_size).map(|_| &train[rng.random_range(0..train.len())]).collect();
+        let augment_seed = rng.random();
+        let extra = if generated.is_empty() { 0 } else { self.cfg.generated_per_step() };
+        let generated: Vec<&SampleRef> = (0..extra).map(|_| &generated[rng.random_range(0..generated.len())]).collect();
+        host_batch(self.data, self.cfg, &faces, &generated, self.cfg.augment, augment_seed)
+    }
+
+    fn loss(&self, model: &SegDistilledId<B>, batch: HostBatch, device: &B::Device) -> Loss<B> {
+        batch_loss(model, batch, self.cfg, device)
+    }
+
+    /// The first [`VAL_FACES`] held-out faces, unaugmented: KD loss and cosine to the teacher.
+    fn validate(&self, model: &SegDistilledId<B::InnerBackend>) -> Result<Vec<f64>> {
+        let device = &model.devices()[0];
+        let faces: Vec<&KdFace> = self.data.holdout.iter().take(VAL_FACES).collect();
+        let mut sums = [0.0; 5];
+        for chunk in faces.chunks(self.cfg.batch_size) {
+            let batch = host_batch(self.data, self.cfg, chunk, &[], Augment::NONE, 0);
+            let weight = batch.with_targets as f64 / faces.len() as f64;
+            let parts = read_f64s(batch_loss(model, batch, self.cfg, device).parts)?;
+            sums.iter_mut().zip(parts).for_each(|(s, p)| *s += p * weight);
+        }
+        Ok(sums.to_vec())
+    }
+}
+
+/// What a run needs besides its config.
+pub struct Pacing {
+    /// Stop at the first checkpoint past this many minutes; the same command resumes.
+    pub pause_after_minutes: Option<f64>,
+    pub snapshot_every: Option<usize>,
+    /// Steps between checkpoints ([`crate::steps::INTERVAL`]: every few minutes on a CPU).
+    pub checkpoint_every: usize,
+}
+
+/// Distil (or resume distilling) into `dir`.
+pub fn distil<B: AutodiffBackend>(cfg: &KdConfig, data: &KdData, pacing: &Pacing, dir: &Path, device: &B::Device) -> Result<StepReport> {
+    anyhow::ensure!(!data.train.is_empty(), "no faces with templates to distil from");
+    anyhow::ensure!(!data.holdout.is_empty(), "no held-out faces to validate on (give --extra: faces-extra people are held out)");
+    anyhow::ensure!(cfg.model.centring.is_some(), "the model config has no centring of the teacher's templates");
+    let plan = StepPlan {
+        steps: cfg.steps(),
+        time_budget_minutes: None,
+        learning_rate: cfg.learning_rate,
+        batch_size: cfg.batch_size,
+        seed: cfg.seed,
+        pause_after_minutes: pacing.pause_after_minutes,
+        snapshot_every: pacing.snapshot_every,
+        checkpoint_every: pacing.checkpoint_every,
+    };
+    let fresh = |mut model: SegDistilledId<B>| -> Result<SegDistilledId<B>> {
+        if let Some(path) = &cfg.imagenet {
+            model.encoder = crate::model::imagenet::load_imagenet(model.encoder, Path::new(path), device)?;
+        }
+        Ok(model)
+    };
+    // Seeded, so a run's starting weights (those ImageNet does not give) are its seed's.
+    B::seed(device, cfg.seed);
+    crate::steps::run(&KdTask { cfg, data }, &plan, cfg, cfg.model.init::<B>(device), fresh, dir, device)
+}
+
+/// A distillation run's config and model (best weights, else the last checkpoint), or the
+/// weights of `snapshot` (a file stem under the run, e.g. `snapshots/step-1500`).
+pub fn load_kd_run<B: Backend>(dir: &Path, snapshot: Option<&str>, device: &B::Device) -> Result<(KdConfig, SegDistilledId<B>)> {
+    match snapshot {
+        None => load_run(dir, |cfg: &KdConfig| cfg.model.init::<B>(device), device),
+        Some(stem) => crate::checkpoint::load_run_weights(dir, stem, |cfg: &KdConfig| cfg.model.init::<B>(device), device),
+    }
+}
+
+/// Whether `dir` holds a distillation run (its `config.json` is a [`KdConfig`]).
+pub fn is_kd_run(dir: &Path) -> bool {
+    KdConfig::load(dir.join(crate::checkpoint::CONFIG_FILE)).is_ok()
+}

@@ -1,0 +1,211 @@
+//! `faceunlock-train distil-teacher` and `teacher-embed`: template distillation from a strong
+//! face teacher (issue 26).
+
+use crate::cli::{BACKEND, FAST_DEPTHWISE, TrainBackend, shared};
+use anyhow::{Context, Result};
+use burn::config::Config;
+use clap::Args;
+use faceunlock_core::geometry::CropSpec;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use trainer::kd::data::{KdData, KdSources, relative_to};
+use trainer::kd::teacher::{Item, Teacher};
+use trainer::kd::templates::Templates;
+use trainer::kd::training::{KD_AUGMENT, KdConfig, Pacing, distil, fit_centring};
+use trainer::model::mobilenet::Depthwise;
+use trainer::model::{ArcMargin, EncoderConfig, ModelConfig};
+
+#[derive(Args)]
+pub struct DistilArgs {
+    /// Run directory; a run already there resumes with the config it was started with (its
+    /// schedule, data and weights), whatever the other flags say.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_os_t = shared("data/lfw"))]
+    lfw: PathBuf,
+    /// The teacher's templates of LFW (and the landmarks they were cut from).
+    #[arg(long, default_value_os_t = shared("data/lfw-teacher"))]
+    lfw_teacher: PathBuf,
+    /// LFW Part Labels (hair/skin/background masks of folds 1-5 photos).
+    #[arg(long, default_value_os_t = shared("data/lfw-parts"))]
+    parts: PathBuf,
+    /// Landmark cache holding the Part Labels photos (`faceunlock-train landmarks`).
+    #[arg(long, default_value = "cache/lfw-landmarks.jsonl")]
+    landmarks: PathBuf,
+    /// Aligned faces with templates (`index.txt`, `teacher.safetensors`, `images/`); every 10th
+    /// person is held out.
+    #[arg(long, default_value_os_t = shared("data/faces-extra"))]
+    extra: PathBuf,
+    /// Generated sets for the segmentation teacher.
+    #[arg(long)]
+    synth: Vec<PathBuf>,
+    /// The ablation: no segmentation teacher (KD only).
+    #[arg(long)]
+    kd_only: bool,
+    /// Faces with templates the schedule is planned for.
+    #[arg(long, default_value_t = 400_000)]
+    images: usize,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Generated faces per step for the segmentation teacher.
+    #[arg(long, default_value_t = 8)]
+    seg_batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 10.0)]
+    lambda_kd: f64,
+    #[arg(long, default_value_t = 1.0)]
+    lambda_seg: f64,
+    /// Weight of an identity loss on the embedding (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    lambda_id: f64,
+    /// The identity loss with ArcFace's angular margin (radians) instead of a softmax.
+    #[arg(long)]
+    arc_margin: Option<f64>,
+    /// Landmark noise before alignment, as an NME (our detector's is 0.11 on LFW).
+    #[arg(long, default_value_t = KD_AUGMENT.landmark_nme)]
+    landmark_nme: f32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_os_t = shared("models/mobilenet_v2_imagenet.safetensors"))]
+    imagenet: PathBuf,
+    /// Stop at the first checkpoint (every 100 steps) past this many minutes; the same command
+    /// resumes the schedule where it stopped.
+    #[arg(long)]
+    pause_after: Option<f64>,
+    /// Keep the weights every this many steps (`snapshots/step-N`) for a learning curve.
+    #[arg(long)]
+    snapshot_every: Option<usize>,
+    #[arg(long, value_enum, default_value_t = FAST_DEPTHWISE)]
+    depthwise: Depthwise,
+}
+
+pub fn distil_teacher(a: DistilArgs) -> Result<()> {
+    let parts = a.parts.exists().then_some((a.parts.as_path(), a.landmarks.as_path()));
+    let synth = if a.kd_only { vec![] } else { a.synth.clone() };
+    let sources = KdSources { lfw: &a.lfw, lfw_teacher: &a.lfw_teacher, parts, extra: Some(&a.extra), synth: &synth };
+    let data = KdData::load(&sources)?;
+    let masked = data.train.iter().filter(|f| f.sample.mask.is_some()).count();
+    log::info!(
+        "{} faces with templates ({masked} with Part Labels masks) of {} people; {} held-out faces; {} generated faces",
+        data.train.len(),
+        data.identities,
+        data.holdout.len(),
+        data.generated.len()
+    );
+    let saved = a.out.join(trainer::checkpoint::CONFIG_FILE);
+    let cfg = if a.out.join("state.json").exists() {
+        let cfg = KdConfig::load(&saved).with_context(|| format!("{}: expected the distillation run's config.json", saved.display()))?;
+        log::info!("resuming {} with its saved config ({} images planned)", a.out.display(), cfg.images);
+        cfg
+    } else {
+        let encoder = EncoderConfig::new().with_depthwise(a.depthwise);
+        let model = ModelConfig::new(encoder, data.identities)
+            .with_teacher(!a.kd_only)
+            .with_arc(a.arc_margin.map(|m| ArcMargin::new().with_margin(m)))
+            .with_centring(Some(fit_centring(&data)?));
+        KdConfig::new(model)
+            .with_lambda_kd(a.lambda_kd)
+            .with_lambda_seg(a.lambda_seg)
+            .with_lambda_id(a.lambda_id)
+            .with_learning_rate(a.lr)
+            .with_batch_size(a.batch)
+            .with_seg_batch(a.seg_batch)
+            .with_images(a.images)
+            .with_seed(a.seed)
+            .with_augment(trainer::data::Augment { landmark_nme: a.landmark_nme, ..KD_AUGMENT })
+            .with_imagenet(Some(a.imagenet.display().to_string()))
+    };
+    anyhow::ensure!(!cfg.model.teacher || !data.generated.is_empty() || masked > 0, "the joint model needs faces with masks: give --synth DIR or LFW Part Labels");
+    log::info!("backend: {BACKEND}; {} steps of {} faces planned", cfg.steps(), cfg.batch_size);
+    let pacing = Pacing { pause_after_minutes: a.pause_after, snapshot_every: a.snapshot_every, checkpoint_every: trainer::steps::INTERVAL };
+    let r = distil::<TrainBackend>(&cfg, &data, &pacing, &a.out, &Default::default())?;
+    println!(
+        "{}: step {} of {} ({} faces seen); best validation loss {:.4} at step {}; {:.1} train img/s",
+        a.out.display(),
+        r.state.steps_done,
+        r.state.planned_steps,
+        r.state.steps_done * cfg.batch_size,
+        r.state.best_val_loss.unwrap_or(f64::NAN),
+        r.state.best_step,
+        r.images_per_second
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct TeacherEmbedArgs {
+    /// The teacher ONNX (the dlib ResNet's contract).
+    #[arg(long, default_value_os_t = shared("models/face-teacher.onnx"))]
+    teacher: PathBuf,
+    /// Root of the images; index lines are paths relative to it.
+    #[arg(long)]
+    root: PathBuf,
+    /// Where the landmarks come from: `like:DIR` (the index and landmarks of another templates
+    /// set, e.g. ../shared/data/lfw-teacher with --root ../shared/data/lfw/images),
+    /// `cache:FILE` (a landmark cache from `faceunlock-train landmarks`, every image of it under
+    /// the root), `synth` (the root is a generated set) or `aligned` (every .jpg/.png under the
+    /// root is an aligned 128 crop).
+    #[arg(long)]
+    landmarks: String,
+    /// Only the first N images (a check).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Output directory: `index.txt` and `teacher.safetensors`.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// The images to embed, from `--landmarks`.
+fn teacher_items(root: &Path, source: &str) -> Result<Vec<Item>> {
+    let item = |relative: String, landmarks| Item { relative, landmarks };
+    Ok(match source.split_once(':') {
+        Some(("like", dir)) => {
+            let set = Templates::open(Path::new(dir))?;
+            let marks = set.landmarks.with_context(|| format!("{dir}: no `landmarks` to embed its images by"))?;
+            set.index.into_iter().zip(marks).map(|(r, m)| item(r, m)).collect()
+        }
+        Some(("cache", file)) => {
+            let mut faces: Vec<_> = trainer::landmarks::load(Path::new(file))?.into_values().collect();
+            faces.sort_by(|a, b| a.image.cmp(&b.image));
+            faces.into_iter().map(|f| Ok(item(relative_to(&f.image, root)?, f.landmarks))).collect::<Result<_>>()?
+        }
+        None if source == "synth" => {
+            let set = faceunlock_data::synth_set::SynthSet::open(root)?;
+            set.records.iter().map(|r| item(r.image.clone(), faceunlock_core::geometry::Landmarks5(r.landmarks))).collect()
+        }
+        None if source == "aligned" => {
+            let mut files = Vec::new();
+            collect_images(root, &mut files)?;
+            files.sort();
+            files.into_iter().map(|f| Ok(item(relative_to(&f, root)?, CropSpec::default().template))).collect::<Result<_>>()?
+        }
+        _ => anyhow::bail!("--landmarks `{source}`: expected like:DIR, cache:FILE, synth or aligned"),
+    })
+}
+
+fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_images(&path, out)?;
+        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+pub fn teacher_embed(a: TeacherEmbedArgs) -> Result<()> {
+    let mut items = teacher_items(&a.root, &a.landmarks)?;
+    items.truncate(a.limit.unwrap_or(usize::MAX));
+    anyhow::ensure!(!items.is_empty(), "no images to embed under {}", a.root.display());
+    let teacher = Teacher::open(&a.teacher)?;
+    let bar = indicatif::ProgressBar::new(items.len() as u64);
+    let started = Instant::now();
+    let set = teacher.embed_set(&a.root, &items, |n| bar.set_position(n as u64))?;
+    bar.finish_and_clear();
+    set.save(&a.out)?;
+    println!("{} images (and mirrors) embedded by {} in {:.0} s → {}", set.len(), a.teacher.display(), started.elapsed().as_secs_f64(), a.out.display());
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Template distillation end to end on generated faces with made-up teacher templates (a
+//! narrow cone, like the real teacher's): a run paused after its first step and resumed ends
+//! with the weights of the same run left alone; its CSV counts images seen; the export folds the
+//! centring into the embedding layer, so tract's output is the student's plus k·μ.
+
+use burn::backend::Autodiff;
+use burn::prelude::*;
+use faceunlock::embed::Embedder;
+use faceunlock_core::align::Aligner;
+use faceunlock_core::geometry::CropSpec;
+use faceunlock_data::synth::{Generator, writer::write_dataset};
+use faceunlock_data::sample::SampleRef;
+use faceunlock_data::synth_set::SynthSet;
+use rand::{Rng, SeedableRng};
+use trainer::kd::data::{KdData, KdFace};
+use trainer::kd::training::{KdConfig, Pacing, distil, fit_centring, load_kd_run};
+use trainer::model::{EncoderConfig, ModelConfig, SegDistilledId};
+
+type B = burn::backend::Flex;
+const DIM: usize = 128;
+
+/// Unit templates around one direction (cosine ≈ 0.9 between people), the mirror close to the image.
+fn cone_templates(rows: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let axis: Vec<f32> = (0..DIM).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let unit = |v: Vec<f32>| { let n = v.iter().map(|x| x * x).sum::<f32>().sqrt(); v.into_iter().map(|x| x / n).collect::<Vec<f32>>() };
+    let axis = unit(axis);
+    (0..rows)
+        .flat_map(|_| {
+            let image = unit(axis.iter().map(|a| a * 3.0 + rng.random_range(-0.5..0.5)).collect());
+            let mirror = unit(image.iter().map(|a| a + rng.random_range(-0.02..0.02)).collect());
+            image.into_iter().chain(mirror)
+        })
+        .collect()
+}
+
+fn weights(model: &SegDistilledId<B>) -> Vec<f32> {
+    let mut w = model.id_head.embed.weight.val().into_data().to_vec::<f32>().unwrap();
+    w.extend(model.encoder.head.conv.weight.val().into_data().to_vec::<f32>().unwrap());
+    w
+}
+
+#[test]
+fn a_paused_distillation_resumes_exactly_and_exports_the_teachers_geometry() {
+    let dir = tempfile::tempdir().unwrap();
+    let synth = dir.path().join("synth");
+    write_dataset(&Generator::new(11), 3, 4, &synth, &|_| {}).unwrap();
+    let refs = SynthSet::open(&synth).unwrap().samples();
+    let faces: Vec<KdFace> = refs.iter().enumerate().map(|(row, r)| KdFace { sample: without_mask(r), row }).collect();
+    let data = KdData { train: faces[..8].to_vec(), holdout: faces[8..].to_vec(), templates: cone_templates(refs.len(), 2), dim: DIM, identities: 3, generated: refs.clone() };
+    let centring = fit_centring(&data).unwrap();
+    let model = ModelConfig::new(EncoderConfig::new(), 3).with_decoder_widths([32, 32, 16, 16]).with_centring(Some(centring.clone()));
+    let cfg = KdConfig::new(model).with_batch_size(3).with_seg_batch(2).with_images(9);
+    assert_eq!(cfg.steps(), 3);
+    let device = Default::default();
+    let pacing = |pause: Option<f64>| Pacing { pause_after_minutes: pause, snapshot_every: Some(1), checkpoint_every: 1 };
+
+    let straight = dir.path().join("straight");
+    let report = distil::<Autodiff<B>>(&cfg, &data, &pacing(None), &straight, &device).unwrap();
+    assert_eq!(report.state.steps_done, 3);
+    let paused = dir.path().join("paused");
+    let first = distil::<Autodiff<B>>(&cfg, &data, &pacing(Some(0.0)), &paused, &device).unwrap();
+    assert_eq!((first.state.steps_done, first.state.planned_steps), (1, 3), "paused at the first checkpoint, schedule kept");
+    let rest = distil::<Autodiff<B>>(&cfg, &data, &pacing(None), &paused, &device).unwrap();
+    assert_eq!(rest.state.steps_done, 3);
+
+    let (_, a) = load_kd_run::<B>(&straight, Some("snapshots/step-3"), &device).unwrap();
+    let (_, b) = load_kd_run::<B>(&paused, Some("snapshots/step-3"), &device).unwrap();
+    let worst = weights(&a).iter().zip(weights(&b)).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "the resumed run's weights differ from the uninterrupted run's by {worst}");
+    let csv = std::fs::read_to_string(paused.join("metrics.csv")).unwrap();
+    let images: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').nth(1).unwrap()).collect();
+    assert_eq!(images, ["3", "6", "9"], "one row per step, images seen counted across the pause:\n{csv}");
+    assert_eq!(csv.lines().next().unwrap().split(',').take(7).collect::<Vec<_>>(), ["step", "images", "loss", "kd", "seg", "id", "cosine"]);
+
+    // The export: encoder + embedding layer with k·μ folded into its bias, no ReLU.
+    let (saved, model) = load_kd_run::<B>(&paused, None, &device).unwrap();
+    assert_eq!(saved.model.centring.as_ref(), Some(&centring), "config.json records the centring");
+    let head = centring.fold_into(model.id_head.clone());
+    let onnx = trainer::export::export_onnx(&model.encoder, &head);
+    let path = dir.path().join("student.onnx");
+    std::fs::write(&path, &onnx).unwrap();
+    let entry = trainer::export::embedder_entry("student.onnx", String::new());
+    let mut embedder = Embedder::from_bytes(&path, &onnx, &entry).unwrap();
+    let image = image::open(&refs[9].image).unwrap().to_rgb8();
+    let mut aligner = Aligner::new(CropSpec::default());
+    let crop = aligner.align(&image, &refs[9].landmarks.unwrap()).unwrap().clone();
+    let raw = embedder.embed_raw(&crop).unwrap().to_vec();
+    let input = Tensor::<B, 1>::from_floats(faceunlock_core::normalize::Normalization::IMAGENET.to_chw(&crop).as_slice(), &device).reshape([1, 3, 128, 128]);
+    let student: Vec<f32> = model.embed(input).into_data().to_vec().unwrap();
+    let worst = raw.iter().zip(&student).zip(&centring.mean).map(|((t, s), m)| (t - (s + m * centring.scale as f32)).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-3, "tract's output differs from the student's + k·μ by {worst}");
+}
+
+/// Generated faces stand in for real ones: their masks are dropped from the distilled faces (the
+/// generated set itself still feeds the segmentation teacher).
+fn without_mask(r: &SampleRef) -> SampleRef {
+    SampleRef { mask: None, ..r.clone() }
+}
