@@ -94,14 +94,15 @@ pub fn lfw_open_set(lfw_root: &Path, onnx: &Path, entry: &EmbedderEntry, faces: 
     let lfw = Lfw::open(lfw_root)?;
     let split = Split { cal_refs: lfw.people_samples(calibration).0, test_refs: lfw.people_samples(test).0, lfw: &lfw, calibration, test, held_out };
     let mut images: Vec<PathBuf> = split.cal_refs.iter().chain(&split.test_refs).map(|r| r.image.clone()).collect();
-    // The held-out faces are aligned by their own landmarks, like the LFW photos by the cache's.
-    let mut faces = faces.clone();
+    // The held-out faces are aligned by their own landmarks, like the LFW photos by the cache's
+    // (the cache is copied only to add them).
+    let mut faces = std::borrow::Cow::Borrowed(faces);
     for r in held_out.map_or(&[][..], |h| h.refs) {
         let landmarks = r.landmarks.with_context(|| format!("{}: a held-out face without landmarks", r.image.display()))?;
-        faces.insert(r.image.clone(), CachedFace { image: r.image.clone(), landmarks, face_box: [0.0; 4], score: 1.0 });
+        faces.to_mut().insert(r.image.clone(), CachedFace { image: r.image.clone(), landmarks, face_box: [0.0; 4], score: 1.0 });
         images.push(r.image.clone());
     }
-    let faces = &faces;
+    let faces = faces.as_ref();
     let mut by_seed: HashMap<Option<u64>, HashMap<PathBuf, Vec<f32>>> = HashMap::new();
     let mut reports = Vec::new();
     for masking in protocols {

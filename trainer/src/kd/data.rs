@@ -66,8 +66,7 @@ impl KdData {
 
     /// The template of `face` (of the image, or of its mirror image).
     pub fn template(&self, face: &KdFace, mirrored: bool) -> &[f32] {
-        let start = (2 * face.row + mirrored as usize) * self.dim;
-        &self.templates[start..start + self.dim]
+        super::templates::template_of(&self.templates, self.dim, face.row, mirrored)
     }
 
     /// Append `set`'s templates; the row its first one gets.
@@ -146,7 +145,7 @@ impl KdData {
 }
 
 /// Whether the `k`-th `faces-extra` person (identity order) is held out of training.
-pub fn is_held_out(k: usize) -> bool {
+fn is_held_out(k: usize) -> bool {
     k % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
 }
 

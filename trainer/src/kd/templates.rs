@@ -35,8 +35,7 @@ impl Templates {
 
     /// Row `row`'s template of the image (`mirrored` false) or of its mirror image.
     pub fn template(&self, row: usize, mirrored: bool) -> &[f32] {
-        let start = (2 * row + mirrored as usize) * self.dim;
-        &self.values[start..start + self.dim]
+        template_of(&self.values, self.dim, row, mirrored)
     }
 
     /// Row of each image path.
@@ -106,6 +105,12 @@ impl Templates {
         faceunlock_data::error::write_atomic(&dir.join(INDEX_FILE), index.as_bytes())?;
         Ok(())
     }
+}
+
+/// In `values` laid out `[rows, 2, dim]`, row `row`'s template of the image or of its mirror.
+pub fn template_of(values: &[f32], dim: usize, row: usize, mirrored: bool) -> &[f32] {
+    let start = (2 * row + mirrored as usize) * dim;
+    &values[start..start + dim]
 }
 
 fn f32s(bytes: &[u8]) -> Vec<f32> {

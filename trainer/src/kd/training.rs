@@ -138,8 +138,7 @@ fn batch_loss<B: Backend>(model: &SegDistilledId<B>, batch: HostBatch, cfg: &KdC
         zero()
     };
     // The shipped embedding is s + k·μ (the export folds k·μ into the bias), the template k·t.
-    let centring = cfg.centring();
-    let shift = Tensor::<B, 1>::from_floats(centring.mean.iter().map(|m| (*m as f64 * centring.scale) as f32).collect::<Vec<_>>().as_slice(), device).unsqueeze_dim::<2>(0);
+    let shift = Tensor::<B, 1>::from_floats(cfg.centring().shift().as_slice(), device).unsqueeze_dim::<2>(0);
     let cosine = (l2_normalize(embedding + shift.clone()) * l2_normalize(targets + shift)).sum_dim(1).mean();
     let total = kd.clone() * cfg.lambda_kd + seg.clone() * cfg.lambda_seg + id.clone() * cfg.lambda_id;
     Loss { parts: Tensor::cat(vec![total.clone(), kd, seg, id, cosine], 0).detach(), total }

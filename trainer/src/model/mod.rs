@@ -60,12 +60,16 @@ impl Centring {
         out.extend(t.iter().zip(&self.mean).map(|(v, m)| ((*v - *m) as f64 * self.scale) as f32));
     }
 
+    /// `k·μ`: what turns a centred target `k·(t − μ)` back into `k·t`.
+    pub fn shift(&self) -> Vec<f32> {
+        self.mean.iter().map(|m| (*m as f64 * self.scale) as f32).collect()
+    }
+
     /// `head` with `k·μ` added to its embedding layer's bias: its output `s ≈ k·(t − μ)` becomes
     /// `≈ k·t`, the teacher's template up to scale, so cosines are the teacher's again.
     pub fn fold_into<B: Backend>(&self, mut head: IdHead<B>) -> IdHead<B> {
         let device = head.embed.weight.device();
-        let shift: Vec<f32> = self.mean.iter().map(|m| (*m as f64 * self.scale) as f32).collect();
-        let shift = Tensor::<B, 1>::from_floats(shift.as_slice(), &device);
+        let shift = Tensor::<B, 1>::from_floats(self.shift().as_slice(), &device);
         let bias = head.embed.bias.take().map_or(shift.clone(), |b| b.val() + shift);
         head.embed.bias = Some(burn::module::Param::from_tensor(bias));
         head
