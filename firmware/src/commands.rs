@@ -21,7 +21,7 @@ pub fn open_camera(cfg: &Config) -> Result<Box<dyn FrameSource>> {
         CameraBackend::V4l2 => Ok(Box::new(faceunlock::camera::V4lCamera::open(&cfg.camera)?)),
         #[cfg(not(feature = "v4l"))]
         CameraBackend::V4l2 => bail!("camera.backend = \"v4l2\" but this build has no `v4l` feature"),
-        CameraBackend::Rpicam => Ok(Box::new(faceunlock::rpicam::RpicamSource::open(&cfg.camera)?)),
+        CameraBackend::Rpicam | CameraBackend::Gstreamer => Ok(Box::new(faceunlock::piped::PipedSource::open(&cfg.camera)?)),
     }
 }
 

@@ -44,6 +44,10 @@ pub struct BoardInfo {
     /// Files to read the SoC temperature (millidegrees) and throttle flags from.
     pub thermal_path: Option<PathBuf>,
     pub throttle_path: Option<PathBuf>,
+    /// The package variant this board installs (`jetson`: `cargo deb --variant jetson`, named
+    /// `faceunlock-jetson`); none: the plain `faceunlock` package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deb_variant: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,32 +69,84 @@ pub enum CameraBackend {
     V4l2,
     /// `rpicam-vid --codec yuv420 -o -`: Pi CSI cameras, whose raw V4L2 node gives Bayer.
     Rpicam,
+    /// `gst-launch-1.0 -q PIPELINE ! video/x-raw,format=I420,… ! fdsink fd=1`: Jetson CSI
+    /// cameras, read through NVIDIA's Argus stack (`nvarguscamerasrc`).
+    Gstreamer,
     /// A directory of images, replayed in name order.
     Directory,
     /// One still image, repeated.
     Image,
 }
 
+impl std::fmt::Display for CameraBackend {
+    /// The name a board file uses.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::V4l2 => "v4l2",
+            Self::Rpicam => "rpicam",
+            Self::Gstreamer => "gstreamer",
+            Self::Directory => "directory",
+            Self::Image => "image",
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
     pub backend: CameraBackend,
-    /// Device glob for V4L2 (`/dev/v4l/by-id/*-video-index0`), or the directory / image path.
+    /// Device glob for V4L2 (`/dev/v4l/by-id/*-video-index0`), the helper program for
+    /// `rpicam` (`rpicam-vid`) and `gstreamer` (`gst-launch-1.0`), or the directory / image path.
     pub device: String,
     /// Preferred pixel formats in order (fourcc: `MJPG`, `YUYV`).
     pub formats: Vec<String>,
     pub width: u32,
     pub height: u32,
     pub fps: u32,
-    /// Frames discarded after opening while exposure settles.
+    /// Frames discarded after opening (and after a helper restart) while exposure settles.
     pub warmup_frames: u32,
+    /// Backend `gstreamer`: the source elements up to a converter, as typed after
+    /// `gst-launch-1.0` without shell quoting (elements and `!` separated by spaces). The
+    /// firmware appends `! video/x-raw,format=I420,width=W,height=H ! fdsink fd=1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
 }
 
 impl CameraConfig {
-    /// `rpicam-vid` writes unpadded I420 planes only for a width that is a multiple of 64 and an
-    /// even height.
-    pub fn fits_rpicam(&self) -> bool {
-        self.width.is_multiple_of(64) && self.height.is_multiple_of(2)
+    /// The width multiple for which the backend's helper writes unpadded I420 planes (with an
+    /// even height): 64 for `rpicam-vid`, 8 for GStreamer (4-byte aligned chroma rows); `None`
+    /// for backends that do not read I420 from a helper.
+    pub fn i420_width_multiple(&self) -> Option<u32> {
+        match self.backend {
+            CameraBackend::Rpicam => Some(64),
+            CameraBackend::Gstreamer => Some(8),
+            CameraBackend::V4l2 | CameraBackend::Directory | CameraBackend::Image => None,
+        }
+    }
+
+    /// What is wrong with the camera section, one message per problem.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let (w, h) = (self.width, self.height);
+        if let Some(multiple) = self.i420_width_multiple()
+            && (w == 0 || h == 0 || !w.is_multiple_of(multiple) || !h.is_multiple_of(2))
+        {
+            p.push(format!("camera: {w}×{h} for {}: expected a width that is a multiple of {multiple} and an even height (unpadded I420)", self.backend));
+        }
+        match (self.backend, self.pipeline.as_deref().map(str::trim)) {
+            (CameraBackend::Gstreamer, None | Some("")) => p.push("camera: backend \"gstreamer\" needs camera.pipeline (e.g. \"nvarguscamerasrc ! nvvidconv\")".into()),
+            (CameraBackend::Gstreamer, Some(pipeline)) if pipeline.contains("fdsink") || pipeline.ends_with('!') => {
+                p.push(format!("camera.pipeline = \"{pipeline}\": expected the source elements only, not ending in `!`; the firmware appends the I420 caps and `fdsink`"))
+            }
+            (CameraBackend::Gstreamer, Some(_)) | (_, None) => {}
+            (backend, Some(_)) => p.push(format!("camera.pipeline is read by backend \"gstreamer\" only, not \"{backend}\"")),
+        }
+        for f in &self.formats {
+            if f.len() != 4 {
+                p.push(format!("camera.formats: `{f}` is not a fourcc (expected 4 characters, e.g. MJPG)"));
+            }
+        }
+        p
     }
 }
 
@@ -104,6 +160,7 @@ impl Default for CameraConfig {
             height: 480,
             fps: 15,
             warmup_frames: 5,
+            pipeline: None,
         }
     }
 }
@@ -314,14 +371,7 @@ impl Config {
         if self.compute.threads == 0 {
             p.push("compute.threads = 0: expected at least 1".into());
         }
-        if self.camera.backend == CameraBackend::Rpicam && !self.camera.fits_rpicam() {
-            p.push(format!("camera: {}×{} for rpicam: expected a width that is a multiple of 64 and an even height", self.camera.width, self.camera.height));
-        }
-        for f in &self.camera.formats {
-            if f.len() != 4 {
-                p.push(format!("camera.formats: `{f}` is not a fourcc (expected 4 characters, e.g. MJPG)"));
-            }
-        }
+        p.extend(self.camera.problems());
         p
     }
 }
@@ -336,5 +386,19 @@ mod tests {
         let mut cfg = Config::default();
         cfg.decision.enroll_duplicate_similarity = 1.5;
         assert_eq!(cfg.problems(), vec!["decision.enroll_duplicate_similarity = 1.5: expected a cosine similarity in (-1, 1]".to_string()]);
+    }
+
+    #[test]
+    fn a_gstreamer_camera_needs_a_pipeline_of_source_elements_and_no_other_backend_takes_one() {
+        let mut cfg = Config::default();
+        cfg.camera.backend = CameraBackend::Gstreamer;
+        assert_eq!(cfg.problems(), ["camera: backend \"gstreamer\" needs camera.pipeline (e.g. \"nvarguscamerasrc ! nvvidconv\")"]);
+        cfg.camera.pipeline = Some("nvarguscamerasrc ! nvvidconv ! fdsink".into());
+        assert!(cfg.problems()[0].contains("the firmware appends the I420 caps and `fdsink`"), "{:?}", cfg.problems());
+        cfg.camera.pipeline = Some("nvarguscamerasrc ! nvvidconv".into());
+        cfg.camera.width = 636;
+        assert_eq!(cfg.problems(), ["camera: 636×480 for gstreamer: expected a width that is a multiple of 8 and an even height (unpadded I420)"]);
+        cfg.camera.backend = CameraBackend::V4l2;
+        assert_eq!(cfg.problems(), ["camera.pipeline is read by backend \"gstreamer\" only, not \"v4l2\""]);
     }
 }

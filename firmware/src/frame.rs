@@ -1,5 +1,5 @@
 //! Frame sources behind one trait: a still image, a directory replayed in name order, and
-//! (feature `v4l`) a V4L2 camera; `rpicam-vid` for Pi CSI cameras.
+//! (feature `v4l`) a V4L2 camera; helper processes for CSI cameras ([`crate::piped`]).
 
 use crate::cost::{Cost, Meter};
 use image::RgbImage;

@@ -12,6 +12,8 @@ struct Slot {
     sequence: u64,
     /// Why the capture thread stopped.
     ended: Option<String>,
+    /// What keeps frames from coming while the capture thread recovers (cleared by a frame).
+    trouble: Option<String>,
     /// The consumer is gone: the capture thread should stop.
     closed: bool,
 }
@@ -45,6 +47,7 @@ impl Publisher {
         let mut slot = lock(&self.0);
         std::mem::swap(&mut slot.frame, buf);
         slot.sequence += 1;
+        slot.trouble = None;
         self.0.1.notify_all();
     }
 
@@ -54,6 +57,7 @@ impl Publisher {
         slot.frame.clear();
         slot.frame.extend_from_slice(data);
         slot.sequence += 1;
+        slot.trouble = None;
         self.0.1.notify_all();
     }
 
@@ -61,6 +65,11 @@ impl Publisher {
     pub fn end(&self, why: String) {
         lock(&self.0).ended = Some(why);
         self.0.1.notify_all();
+    }
+
+    /// Frames stopped for `why` and the thread is recovering; a consumer that times out says so.
+    pub fn report(&self, why: String) {
+        lock(&self.0).trouble = Some(why);
     }
 
     /// Whether the consumer has gone (the thread should stop).
@@ -81,7 +90,8 @@ impl Newest {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!("no frame within {} ms", timeout.as_millis()));
+                let trouble = slot.trouble.as_deref().map(|t| format!(": {t}")).unwrap_or_default();
+                return Err(format!("no frame within {} ms{trouble}", timeout.as_millis()));
             }
             slot = self.shared.1.wait_timeout(slot, left).unwrap_or_else(|p| p.into_inner()).0;
         }
@@ -120,6 +130,8 @@ mod tests {
         assert_eq!(newest.wait(Duration::from_millis(10)).unwrap(), &[3; 4]);
         assert_eq!(newest.dropped(), 2);
         assert!(newest.wait(Duration::from_millis(10)).unwrap_err().contains("no frame within"));
+        publisher.report("the helper died".into());
+        assert!(newest.wait(Duration::from_millis(10)).unwrap_err().ends_with("ms: the helper died"));
         publisher.publish_swap(&mut vec![9; 2]);
         publisher.end("unplugged".into());
         assert_eq!(newest.wait(Duration::from_millis(10)).unwrap(), &[9; 2]);

@@ -20,15 +20,11 @@ pub struct Options {
 /// (qemu CPU model, tract kernel family) per board core.
 const CORES: [(&str, &str, &str); 3] = [("Cortex-A53 (Pi 3)", "cortex-a53", "a53"), ("Cortex-A72 (Pi 4)", "cortex-a72", "a72"), ("Cortex-A76 (Pi 5)", "cortex-a76", "a75")];
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| crate::repo().join("target"), PathBuf::from)
-}
-
 fn build(target_dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let plugin = target_dir.join("libicount.so");
     checked(Command::new("cc").args(["-shared", "-fPIC", "-O2", "-o"]).arg(&plugin).arg(crate::repo().join("xtask/src/icount.c"))).context("building the qemu plugin (needs a C compiler)")?;
     let target = "aarch64-unknown-linux-gnu";
-    checked(crate::cargo(target).args(["build", "--release", "--target", target, "-p", "faceunlock", "--example", "embed_cost"])).context("cross-building the embed_cost example (needs the aarch64 target and gcc-aarch64-linux-gnu)")?;
+    checked(&mut crate::cross::cargo(target, "build", &["--release", "-p", "faceunlock", "--example", "embed_cost"])?).context("cross-building the embed_cost example (needs the aarch64 rustup target and cargo-zigbuild)")?;
     Ok((plugin, target_dir.join("aarch64-unknown-linux-gnu/release/examples/embed_cost")))
 }
 
@@ -50,7 +46,7 @@ fn instructions(plugin: &Path, program: &Path, cpu: &str, kind: &str, embeds: u6
 }
 
 pub fn embed_cost(o: &Options) -> Result<()> {
-    let (plugin, program) = build(&target_dir())?;
+    let (plugin, program) = build(&crate::target_dir())?;
     println!("| core | tract kernels | instructions per embed |\n|---|---|---:|");
     for (name, cpu, kind) in CORES {
         let once = instructions(&plugin, &program, cpu, kind, 1)?;

@@ -7,11 +7,15 @@
 //! tests and a dry run use.
 //!
 //! `cargo xtask embed-cost`: instructions per embed on emulated Cortex-A53/A72/A76.
+//!
+//! `cargo xtask glibc-floor FILE…`: the newest glibc each binary needs; fails above 2.27 (the
+//! oldest JetPack's), the floor every arm64 build links against ([`cross`]).
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+mod cross;
 mod embed_cost;
 mod provision;
 mod target;
@@ -29,12 +33,18 @@ enum Command {
     Provision(provision::Options),
     /// Instructions per embed on emulated Cortex-A53/A72/A76 (qemu plugin), a cost proxy.
     EmbedCost(embed_cost::Options),
+    /// The newest glibc each ELF binary needs; fails above the arm64 floor (2.27).
+    GlibcFloor {
+        #[arg(required = true)]
+        binaries: Vec<PathBuf>,
+    },
 }
 
 fn run() -> Result<()> {
     match Args::parse().command {
         Command::Provision(o) => provision::provision(&o),
         Command::EmbedCost(o) => embed_cost::embed_cost(&o),
+        Command::GlibcFloor { binaries } => cross::check_floor(&binaries),
     }
 }
 
@@ -54,12 +64,7 @@ fn repo() -> PathBuf {
 /// Where `qemu-aarch64 -L` finds the arm64 loader and libraries (`libc6-dev-arm64-cross`).
 const AARCH64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
 
-/// `cargo` in the repository, with the cross linker and C compiler set for an aarch64 `target`.
-fn cargo(target: &str) -> std::process::Command {
-    let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(repo());
-    if target.starts_with("aarch64") {
-        cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc").env("CC_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-gcc");
-    }
-    cmd
+/// Where cargo writes its builds: `CARGO_TARGET_DIR`, else `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from)
 }

@@ -3,6 +3,7 @@
 use crate::target::{LocalRoot, Ssh, Target, checked};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -42,6 +43,8 @@ struct BoardFile {
 struct BoardHead {
     id: String,
     target: String,
+    /// The cargo-deb variant this board installs (`jetson`); none: the plain package.
+    deb_variant: Option<String>,
 }
 
 fn read_board(path: &Path) -> Result<BoardHead> {
@@ -50,9 +53,20 @@ fn read_board(path: &Path) -> Result<BoardHead> {
     Ok(file.board)
 }
 
-/// `cargo deb` for the board's target; the path of the package it wrote.
-fn build_deb(target: &str) -> Result<PathBuf> {
-    let out = checked(crate::cargo(target).args(["deb", "-p", "faceunlock", "--target", target])).context("building the package (needs `cargo install cargo-deb`)")?;
+/// Build the firmware for the board's target (arm64: against the glibc floor, checked), then
+/// package it with `cargo deb` (the board's variant, if any); the path of the package.
+fn build_deb(board: &BoardHead) -> Result<PathBuf> {
+    let target = board.target.as_str();
+    checked(&mut crate::cross::cargo(target, "build", &["--release", "-p", "faceunlock"])?).with_context(|| format!("building the firmware for {target}"))?;
+    if target.starts_with("aarch64") {
+        crate::cross::check_floor(&[crate::target_dir().join(target).join("release/faceunlock")])?;
+    }
+    let mut deb = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    deb.current_dir(crate::repo()).args(["deb", "-p", "faceunlock", "--no-build", "--target", target]);
+    if let Some(variant) = &board.deb_variant {
+        deb.args(["--variant", variant]);
+    }
+    let out = checked(&mut deb).context("building the package (needs `cargo install cargo-deb`)")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let path = stdout.lines().rev().find(|l| l.trim_end().ends_with(".deb")).context("cargo deb printed no .deb path")?;
     Ok(PathBuf::from(path.trim()))
@@ -85,7 +99,7 @@ pub fn provision(o: &Options) -> Result<()> {
     };
     let deb = match &o.deb {
         Some(p) => p.clone(),
-        None => step(&format!("build the package for {}", board.target), build_deb(&board.target))?,
+        None => step(&format!("build the package for {}", board.target), build_deb(&board))?,
     };
     step(&format!("copy {}", deb.display()), target.put(&deb, REMOTE_DEB, 0o644))?;
     step("install the package", target.install(REMOTE_DEB))?;
