@@ -30,11 +30,14 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// The helper for `cfg.backend` (`rpicam` or `gstreamer`), after the size checks of
-    /// [`CameraConfig::i420_width_multiple`].
+    /// The helper for `cfg.backend` (`rpicam` or `gstreamer`), once the camera section passes
+    /// [`CameraConfig::problems`] (frame size, pipeline).
     pub fn for_camera(cfg: &CameraConfig) -> Result<Self, FrameError> {
+        if let Some(problem) = cfg.problems().into_iter().next() {
+            return Err(camera_error(&cfg.device, problem));
+        }
         let (w, h) = (cfg.width.to_string(), cfg.height.to_string());
-        let launch = match (cfg.backend, cfg.pipeline.as_deref()) {
+        Ok(match (cfg.backend, cfg.pipeline.as_deref()) {
             (CameraBackend::Rpicam, _) => Self {
                 program: cfg.device.clone(),
                 args: [&["--codec", "yuv420", "--width", &w, "--height", &h, "--framerate", &cfg.fps.to_string()][..], &["--timeout", "0", "--nopreview", "-o", "-"]].concat().into_iter().map(String::from).collect(),
@@ -53,11 +56,7 @@ impl Launch {
                 hint: "gst-launch-1.0 (gstreamer1.0-tools) and the pipeline's elements (on a Jetson, nvarguscamerasrc from JetPack and a connected CSI camera: `gst-inspect-1.0 nvarguscamerasrc`)",
             },
             (backend, _) => return Err(camera_error(&cfg.device, format!("backend {backend} is not read from a helper process"))),
-        };
-        match cfg.problems().into_iter().next() {
-            Some(problem) => Err(camera_error(&launch.program, problem)),
-            None => Ok(launch),
-        }
+        })
     }
 }
 
@@ -211,13 +210,13 @@ impl PipedSource {
         let helper = Arc::new(Mutex::new(Helper::default()));
         let stdout = start(&launch, &helper).map_err(|e| camera_error(&launch.program, e))?;
         let (publisher, frames) = newest::channel();
-        let thread = (launch.clone(), cfg.clone(), Arc::clone(&helper));
+        let (pump_launch, pump_cfg, pump_helper) = (launch.clone(), cfg.clone(), Arc::clone(&helper));
         let origin = format!("{} {}×{}", launch.program, cfg.width, cfg.height);
         // Built before the thread starts: an error below drops it, which stops the helper.
         let mut source = Self { launch, helper, frames, image: RgbImage::new(cfg.width, cfg.height), origin };
         std::thread::Builder::new()
             .name("camera-helper-reader".into())
-            .spawn(move || pump(thread.0, thread.1, thread.2, publisher, stdout))
+            .spawn(move || pump(pump_launch, pump_cfg, pump_helper, publisher, stdout))
             .map_err(|e| camera_error(&source.launch.program, format!("cannot start the reader thread: {e}")))?;
         let first_frames = Duration::from_secs(5) + Duration::from_secs_f64(cfg.warmup_frames as f64 / cfg.fps.max(1) as f64);
         if let Err(why) = source.frames.wait(first_frames) {
@@ -365,6 +364,14 @@ mod tests {
             assert!(err.contains(&format!("2304 bytes into a 64×48 I420 frame of {FRAME} bytes")) && err.contains("not camera.width × camera.height"), "{err}");
             assert!(err.contains("exit status: 3") && err.contains("camera gone"), "{program}: the exit and the helper's last message: {err}");
         }
+    }
+
+    #[test]
+    fn a_gstreamer_camera_without_a_pipeline_is_refused_with_the_configs_reason() {
+        let mut cfg = config(CameraBackend::Gstreamer, "gst-launch-1.0".into(), 0);
+        cfg.pipeline = None;
+        let err = PipedSource::open(&cfg).err().unwrap().to_string();
+        assert!(err.contains("needs camera.pipeline"), "{err}");
     }
 
     #[test]

@@ -34,16 +34,23 @@ pub fn cargo(target: &str, subcommand: &str, args: &[&str]) -> Result<Command> {
             bail!("arm64 builds link against glibc {}.{} through cargo-zigbuild, but {missing}", GLIBC_FLOOR.0, GLIBC_FLOOR.1);
         }
         let mut cmd = Command::new("cargo-zigbuild");
-        cmd.arg(if subcommand == "build" { "zigbuild" } else { subcommand });
+        cmd.current_dir(crate::repo()).arg(if subcommand == "build" { "zigbuild" } else { subcommand });
         cmd.args(["--target", &format!("{target}.{}.{}", GLIBC_FLOOR.0, GLIBC_FLOOR.1)]);
         cmd
     } else {
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        let mut cmd = plain_cargo();
         cmd.args([subcommand, "--target", target]);
         cmd
     };
-    cmd.current_dir(crate::repo()).args(args);
+    cmd.args(args);
     Ok(cmd)
+}
+
+/// The cargo that runs this task (`CARGO`), else `cargo`, in the repository.
+pub fn plain_cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(crate::repo());
+    cmd
 }
 
 /// Every `GLIBC_x.y` version the binary's dynamic symbols require, newest first, each with one

@@ -3,7 +3,6 @@
 use crate::target::{LocalRoot, Ssh, Target, checked};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -61,8 +60,8 @@ fn build_deb(board: &BoardHead) -> Result<PathBuf> {
     if target.starts_with("aarch64") {
         crate::cross::check_floor(&[crate::target_dir().join(target).join("release/faceunlock")])?;
     }
-    let mut deb = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    deb.current_dir(crate::repo()).args(["deb", "-p", "faceunlock", "--no-build", "--target", target]);
+    let mut deb = crate::cross::plain_cargo();
+    deb.args(["deb", "-p", "faceunlock", "--no-build", "--target", target]);
     if let Some(variant) = &board.deb_variant {
         deb.args(["--variant", variant]);
     }
