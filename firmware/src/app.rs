@@ -11,12 +11,13 @@ use crate::liveness::{self, Assessment, Track};
 use crate::cost::Meter;
 use crate::pipeline::{FaceOutcome, Pipeline, StageCosts};
 use crate::relay::Relay;
-use crate::templates::{TemplateStore, write_atomic};
+use crate::state::StateDir;
+use crate::templates::TemplateStore;
 use embedded_hal::digital::OutputPin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, bail};
 use faceunlock_core::contract::Manifest;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub fn unix_now() -> u64 {
@@ -28,6 +29,8 @@ pub struct Unlocker {
     pub config: Config,
     pub pipeline: Pipeline,
     pub store: TemplateStore,
+    /// Where the templates and the lockout state are sealed.
+    pub state: StateDir,
     pub threshold: f32,
     pub model_sha256: String,
     /// The liveness track, kept across attempts so its buffers are reused (cleared per attempt).
@@ -72,28 +75,10 @@ impl Unlocker {
             TargetFar::OneInAThousand => entry.thresholds.far_1e3,
             TargetFar::OneInTenThousand => entry.thresholds.far_1e4,
         });
-        let store = TemplateStore::open(&config.storage.state_dir, &entry.sha256, embedder.dim())?;
+        let state = StateDir::open(&config.storage)?;
+        let store = TemplateStore::open(&state, &entry.sha256, embedder.dim())?;
         let pipeline = Pipeline::new(det, embedder, config.detector.min_face_px, config.decision.clone());
-        Ok(Self { config, pipeline, store, threshold, model_sha256: entry.sha256, track: Track::default() })
-    }
-
-    fn lockout_path(&self) -> PathBuf {
-        self.config.storage.state_dir.join("lockout.json")
-    }
-
-    pub fn load_lockout(&self) -> Result<Lockout> {
-        let path = self.lockout_path();
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("{}: expected the lockout state JSON", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Lockout::default()),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-        }
-    }
-
-    pub fn save_lockout(&self, l: &Lockout) -> Result<()> {
-        std::fs::create_dir_all(&self.config.storage.state_dir)?;
-        write_atomic(&self.lockout_path(), &serde_json::to_vec(l)?)?;
-        Ok(())
+        Ok(Self { config, pipeline, store, state, threshold, model_sha256: entry.sha256, track: Track::default() })
     }
 
     /// Collect up to `enroll_frames` distinct templates of one person and store them.
@@ -248,7 +233,7 @@ impl Unlocker {
     /// rejected attempt that saw a face counts toward the next lockout, an accepted one clears
     /// the count. The lockout state is saved either way.
     pub fn verify(&mut self, source: &mut dyn FrameSource) -> Result<Verdict> {
-        let mut lockout = self.load_lockout()?;
+        let mut lockout = self.state.load_lockout()?;
         let now = unix_now();
         if lockout.is_locked(now) {
             return Ok(Verdict::LockedOut { remaining_s: lockout.remaining(now) });
@@ -272,11 +257,11 @@ impl Unlocker {
         } else {
             return Ok(());
         }
-        self.save_lockout(lockout)
+        Ok(self.state.save_lockout(lockout)?)
     }
 
     fn serve_until_stopped<P: OutputPin>(&mut self, source: &mut dyn FrameSource, relay: &mut Relay<P>, stop: &AtomicBool) -> Result<()> {
-        let mut lockout = self.load_lockout()?;
+        let mut lockout = self.state.load_lockout()?;
         log::info!("running; {} people enrolled, threshold {:.3}", self.store.people().len(), self.threshold);
         while !stop.load(Ordering::Relaxed) {
             let now = unix_now();

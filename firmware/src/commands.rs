@@ -174,10 +174,36 @@ pub fn doctor(cfg: &Config, detector: Option<&Path>) -> i32 {
     check("models", Unlocker::open(cfg.clone(), detector).map(|u| format!("embedder {}…, threshold {:.3}, {} people enrolled", &u.model_sha256[..12.min(u.model_sha256.len())], u.threshold, u.store.people().len())));
     check("camera", open_camera(cfg).map(|s| s.describe()));
     check("relay", build_relay(cfg).map(|_| format!("{:?}, driven to locked", cfg.relay.backend)));
+    check("store key", store_key(cfg));
     let state = &cfg.storage.state_dir;
     check("state dir", std::fs::create_dir_all(state).map(|_| state.display().to_string()).with_context(|| format!("creating {}", state.display())));
     println!("{}", if failed == 0 { "verdict: READY".to_string() } else { format!("verdict: NOT READY ({failed} check(s) failed)") });
     if failed == 0 { 0 } else { 1 }
+}
+
+/// Where the store key comes from, refusing a key file that others can read or its group write
+/// (0440 with the service's group is the fallback where systemd cannot pass credentials).
+fn store_key(cfg: &Config) -> Result<String> {
+    use faceunlock::state::key::{KEY_FILE_MODE, StoreKey};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if let Some(credential) = StoreKey::credential() {
+        let key = StoreKey::read(&credential)?;
+        return Ok(format!("systemd credential {} (key {})", credential.display(), key.fingerprint()));
+    }
+    let path = &cfg.storage.key_file;
+    let key = StoreKey::read(path).context("create it with `faceunlock keygen` (the package's postinst does)")?;
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o037 != 0 {
+        bail!("{}: mode {mode:04o}, expected {KEY_FILE_MODE:04o} (readable by root only): `chmod 0400 {}`", path.display(), path.display());
+    }
+    Ok(format!("{} (mode {mode:04o}, owner uid {}, key {})", path.display(), meta.uid(), key.fingerprint()))
+}
+
+pub fn keygen(path: &Path) -> Result<i32> {
+    let key = faceunlock::state::key::StoreKey::create(path)?;
+    println!("created the store key {} (mode 0400, key {})", path.display(), key.fingerprint());
+    Ok(0)
 }
 
 /// An unlocker whose state (templates, lockout) lives in a scratch directory, never the device's:
@@ -185,6 +211,7 @@ pub fn doctor(cfg: &Config, detector: Option<&Path>) -> i32 {
 fn scratch_unlocker(mut cfg: Config, detector: Option<&Path>) -> Result<(Unlocker, std::path::PathBuf)> {
     let work = tempfile_dir()?;
     cfg.storage.state_dir = work.join("state");
+    cfg.storage.key_file = work.join("store.key");
     Ok((Unlocker::open(cfg, detector)?, work))
 }
 

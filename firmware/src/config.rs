@@ -312,11 +312,23 @@ pub struct StorageConfig {
     pub state_dir: PathBuf,
     /// Keep the aligned crops of enrolment frames (off: only embeddings are stored).
     pub keep_images: bool,
+    /// The key that seals the state files (32 bytes, root-only; `faceunlock keygen`). The
+    /// systemd credential `store.key` takes its place where the service is given one.
+    #[serde(default = "StorageConfig::default_key_file")]
+    pub key_file: PathBuf,
+}
+
+impl StorageConfig {
+    pub const DEFAULT_KEY_FILE: &str = "/etc/faceunlock/store.key";
+
+    fn default_key_file() -> PathBuf {
+        PathBuf::from(Self::DEFAULT_KEY_FILE)
+    }
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { state_dir: PathBuf::from("/var/lib/faceunlock"), keep_images: false }
+        Self { state_dir: PathBuf::from("/var/lib/faceunlock"), keep_images: false, key_file: Self::default_key_file() }
     }
 }
 

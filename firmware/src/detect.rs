@@ -3,7 +3,7 @@
 //! width are multiples of 32. YuNet from `../shared` serves development; our own distilled
 //! detector has the same contract.
 
-use crate::tensor_io::{f32_slice, refill_input};
+use crate::tensor_io::{f32_slice, refill_input, without_panics};
 use faceunlock_core::align::warp_into;
 use faceunlock_core::geometry::{Landmarks5, Similarity};
 use faceunlock_core::grid::{self, STRIDES};
@@ -82,6 +82,10 @@ impl YuNet {
     /// As [`Self::from_bytes`]; with `input_name`, the model's input must carry that name (the
     /// manifest's contract).
     pub fn with_contract(path: &Path, bytes: &[u8], size: [u32; 2], input_name: Option<&str>) -> Result<Self, DetectError> {
+        without_panics(|| Self::with_contract_unguarded(path, bytes, size, input_name)).unwrap_or_else(|message| Err(DetectError::Load { path: path.into(), message }))
+    }
+
+    fn with_contract_unguarded(path: &Path, bytes: &[u8], size: [u32; 2], input_name: Option<&str>) -> Result<Self, DetectError> {
         if size.iter().any(|s| *s == 0 || s % 32 != 0) {
             return Err(DetectError::InputSize(size));
         }

@@ -2,7 +2,7 @@
 //! (sha256, input/output names and shapes), optimised once, then fed aligned crops. The contract
 //! check is shared with the landmark refiner ([`crate::refine`]).
 
-use crate::tensor_io::{f32_slice, refill_input};
+use crate::tensor_io::{f32_slice, refill_input, without_panics};
 use faceunlock_core::contract::{self, ContractError, EmbedderEntry, TensorSpec};
 use faceunlock_core::normalize::Normalization;
 use image::RgbImage;
@@ -44,6 +44,10 @@ pub(crate) fn load_err(path: &Path) -> impl Fn(TractError) -> EmbedError + '_ {
 /// Load an ONNX model with one input and one output, refusing it unless their names and shapes
 /// are the manifest's; returns the optimised plan's run state.
 pub(crate) fn load_checked(path: &Path, bytes: &[u8], input: &TensorSpec, output: &TensorSpec) -> Result<TypedSimpleState, EmbedError> {
+    without_panics(|| load_checked_unguarded(path, bytes, input, output)).unwrap_or_else(|message| Err(EmbedError::Load { path: path.into(), message }))
+}
+
+fn load_checked_unguarded(path: &Path, bytes: &[u8], input: &TensorSpec, output: &TensorSpec) -> Result<TypedSimpleState, EmbedError> {
     let model = tract_onnx::onnx().model_for_read(&mut &bytes[..]).map_err(load_err(path))?;
     let input_name = model.input_outlets().map_err(load_err(path))?.first().map(|o| model.node(o.node).name.clone());
     if input_name.as_deref() != Some(input.name.as_str()) {

@@ -46,8 +46,25 @@ pub fn decode_file(path: &Path, into: &mut RgbImage) -> Result<(Cost, Cost), Fra
     let bytes = std::fs::read(path).map_err(|e| FrameError::Source { path: path.into(), message: e.to_string() })?;
     let read = meter.stop();
     let meter = Meter::start();
-    *into = image::load_from_memory(&bytes).map_err(|e| FrameError::Decode { path: path.into(), message: e.to_string() })?.to_rgb8();
+    *into = decode_image(path, &bytes)?;
     Ok((read, meter.stop()))
+}
+
+/// Largest image side and decoder allocation accepted: a camera frame or a photo fits, a file
+/// whose header claims gigapixels is refused before anything is allocated.
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+pub const MAX_IMAGE_ALLOC: u64 = 512 << 20;
+
+/// Decode JPEG or PNG `bytes` (from `path`, named in errors) into RGB, within the limits above.
+pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<RgbImage, FrameError> {
+    let err = |e: image::ImageError| FrameError::Decode { path: path.into(), message: e.to_string() };
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| err(e.into()))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    reader.limits(limits);
+    Ok(reader.decode().map_err(err)?.to_rgb8())
 }
 
 /// One image, served again and again (decoded once).

@@ -1,8 +1,8 @@
 //! faceunlock firmware: camera → detect → align → embed → match → unlock.
 //!
 //! The library holds every stage ([`frame`], [`detect`], [`refine`], [`embed`], [`pipeline`],
-//! [`templates`], [`decision`], [`relay`]) and their wiring ([`app::Unlocker`]); the `faceunlock`
-//! binary is a thin CLI over it. Board numbers live in TOML ([`config`]), never in code.
+//! [`templates`], [`decision`], [`relay`]), the sealed [`state`] directory, and their wiring
+//! ([`app::Unlocker`]); the `faceunlock` binary is a thin CLI over it. Board numbers live in TOML ([`config`]), never in code.
 //!
 //! ```
 //! use faceunlock::decision::{FrameVote, Voter};
@@ -29,10 +29,12 @@ pub mod environment;
 pub mod frame;
 pub mod liveness;
 pub mod newest;
+pub mod parsers;
 pub mod piped;
 pub mod pipeline;
 pub mod quality;
 pub mod refine;
 pub mod relay;
+pub mod state;
 pub mod templates;
 mod tensor_io;

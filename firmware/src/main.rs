@@ -25,6 +25,9 @@ struct Args {
     /// State directory (templates, lockout), overriding the config.
     #[arg(long, global = true)]
     state_dir: Option<PathBuf>,
+    /// Store key file (seals the state directory's files), overriding the config.
+    #[arg(long, global = true)]
+    key_file: Option<PathBuf>,
     /// Detector ONNX overriding the manifest's (e.g. ../shared/models/yunet.onnx).
     #[arg(long, global = true)]
     detector: Option<PathBuf>,
@@ -78,6 +81,13 @@ enum Command {
     Doctor,
     /// Drive the relay to locked and exit (systemd `ExecStopPost`).
     Lock,
+    /// Create the store key that seals templates and lockout state (32 random bytes, mode 0400;
+    /// the package's postinst runs it). Never replaces an existing key.
+    Keygen {
+        /// Where to write it; default: the configuration's `storage.key_file`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Enrol 3 generated people, verify them at other poses, reject 10 strangers. The threshold
     /// is calibrated at FAR 1e-3 on 30 other generated people, unless the configuration sets one.
     Demo {
@@ -108,7 +118,8 @@ enum Command {
 fn load_config(args: &Args) -> Result<Config> {
     use faceunlock::board;
     let dirs: Vec<PathBuf> = board::BOARD_DIRS.iter().map(PathBuf::from).collect();
-    let defaults = Config { storage: faceunlock::config::StorageConfig { state_dir: default_state_dir(), keep_images: false }, ..Config::default() };
+    let storage = faceunlock::config::StorageConfig { state_dir: default_state_dir(), keep_images: false, key_file: default_key_file() };
+    let defaults = Config { storage, ..Config::default() };
     let (mut cfg, origin) = board::choose(args.config.as_deref(), Path::new(board::OVERRIDE), Path::new(board::DEVICE_TREE_MODEL), &dirs, defaults)?;
     log::info!("configuration: {origin}");
     if let Some(m) = &args.models {
@@ -117,16 +128,27 @@ fn load_config(args: &Args) -> Result<Config> {
     if let Some(s) = &args.state_dir {
         cfg.storage.state_dir = s.clone();
     }
+    if let Some(k) = &args.key_file {
+        cfg.storage.key_file = k.clone();
+    }
     Ok(cfg)
 }
 
 /// Without a config file: `$XDG_STATE_HOME/faceunlock` or `~/.local/state/faceunlock`.
 fn default_state_dir() -> PathBuf {
-    std::env::var_os("XDG_STATE_HOME")
+    user_dir("XDG_STATE_HOME", ".local/state").join("faceunlock")
+}
+
+/// Without a config file: `$XDG_CONFIG_HOME/faceunlock/store.key` or `~/.config/…`.
+fn default_key_file() -> PathBuf {
+    user_dir("XDG_CONFIG_HOME", ".config").join("faceunlock/store.key")
+}
+
+fn user_dir(variable: &str, under_home: &str) -> PathBuf {
+    std::env::var_os(variable)
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(under_home)))
         .unwrap_or_else(|| PathBuf::from("."))
-        .join("faceunlock")
 }
 
 /// A still image or a directory given on the command line, else the configured camera.
@@ -166,6 +188,7 @@ fn run() -> Result<i32> {
         Command::Bench { frames, source, json } => commands::bench(open(cfg.clone())?, &cfg, *frames, source.as_deref(), json.as_deref()),
         Command::Doctor => Ok(commands::doctor(&cfg, detector)),
         Command::Lock => commands::lock(&cfg),
+        Command::Keygen { out } => commands::keygen(out.as_deref().unwrap_or(&cfg.storage.key_file)),
         Command::Demo { seed, manifest_threshold } => commands::demo(cfg, detector, *seed, *manifest_threshold),
         Command::LivenessEval { people, seed, sweep, out } => commands::liveness_eval(cfg, detector, *people, *seed, *sweep, out.as_deref()),
     }

@@ -1,29 +1,24 @@
-//! Enrolment templates: per person a few L2-normalised embeddings, stored in one versioned file
-//! under the state directory.
+//! Enrolment templates: per person a few L2-normalised embeddings, kept as JSON in the sealed
+//! state file `templates.sealed` ([`crate::state`]).
 //!
-//! File format (`templates.v1`): a header line
-//! `faceunlock-templates 1 crc32=XXXXXXXX len=N` followed by `N` bytes of JSON whose CRC-32 the
-//! header carries. Writes are atomic: temp file, fsync, rename, fsync of the directory, mode
-//! 0600; a crash at any point leaves the previous file or the new one, never a torn one.
+//! Earlier versions kept them in plain `templates.v1`: a header line
+//! `faceunlock-templates 1 crc32=XXXXXXXX len=N` followed by `N` bytes of the same JSON. Such a
+//! file is checked ([`decode_v1`]) and sealed in its place the first time the store is opened.
 
+use crate::state::sealed::Kind;
+use crate::state::{StateDir, StateError};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-pub const STORE_FILE: &str = "templates.v1";
-const MAGIC: &str = "faceunlock-templates";
-const VERSION: u32 = 1;
+const V1_MAGIC: &str = "faceunlock-templates";
+const V1_VERSION: &str = "1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {message}; the file was left untouched")]
-    Corrupt { path: PathBuf, message: String },
-    #[error("{path}: version {found}, this firmware reads version {VERSION}")]
-    Version { path: PathBuf, found: String },
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("{path}: templates were made by model {found}, the loaded model is {expected}; re-enrol (`faceunlock clear` then `enroll`)")]
-    ModelMismatch { path: PathBuf, expected: String, found: String },
+    ModelMismatch { path: std::path::PathBuf, expected: String, found: String },
     #[error("no person named `{0}` is enrolled")]
     UnknownPerson(String),
     #[error("name `{0}` is not allowed: expected 1-64 characters of letters, digits, `-`, `_`, `.`")]
@@ -48,99 +43,84 @@ pub struct Templates {
     pub people: Vec<Person>,
 }
 
-/// The store on disk: loaded once, rewritten atomically on every change.
+/// The store: loaded once, sealed and rewritten atomically on every change.
 pub struct TemplateStore {
-    path: PathBuf,
+    state: StateDir,
     pub data: Templates,
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.into(), source }
 }
 
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
-fn encode(data: &Templates) -> Vec<u8> {
-    let body = serde_json::to_vec(data).expect("templates serialise");
-    let mut out = format!("{MAGIC} {VERSION} crc32={:08x} len={}\n", crc32fast::hash(&body), body.len()).into_bytes();
-    out.extend_from_slice(&body);
-    out
+/// The templates in `json`, checked: names as [`TemplateStore::enroll`] allows, each template of
+/// `dim` finite values, no name twice.
+pub fn decode_templates(json: &[u8]) -> Result<Templates, String> {
+    let data: Templates = serde_json::from_slice(json).map_err(|e| format!("expected templates JSON ({e})"))?;
+    let mut names = std::collections::HashSet::new();
+    for p in &data.people {
+        if !valid_name(&p.name) || !names.insert(p.name.as_str()) {
+            return Err(format!("person name `{}` is not allowed or appears twice", p.name.escape_debug()));
+        }
+        if let Some(t) = p.templates.iter().find(|t| t.len() != data.dim || t.iter().any(|v| !v.is_finite())) {
+            return Err(format!("a template of `{}` has {} values (expected {} finite ones)", p.name, t.len(), data.dim));
+        }
+    }
+    Ok(data)
 }
 
-fn decode(path: &Path, bytes: &[u8]) -> Result<Templates, StoreError> {
-    let corrupt = |m: &str| StoreError::Corrupt { path: path.into(), message: m.into() };
-    let nl = bytes.iter().position(|b| *b == b'\n').ok_or_else(|| corrupt("no header line"))?;
-    let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| corrupt("header is not text"))?;
+/// The JSON body of a plain `templates.v1` file, its length and checksum verified.
+pub fn decode_v1(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, StateError> {
+    let corrupt = |message: String| StateError::Content { path: path.into(), message };
+    let nl = bytes.iter().position(|b| *b == b'\n').ok_or_else(|| corrupt("no header line".into()))?;
+    let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| corrupt("header is not text".into()))?;
     let fields: Vec<&str> = header.split(' ').collect();
     let [magic, version, crc, len] = fields.as_slice() else {
-        return Err(corrupt(&format!("header `{header}`, expected `{MAGIC} {VERSION} crc32=… len=…`")));
+        return Err(corrupt(format!("header `{}`, expected `{V1_MAGIC} {V1_VERSION} crc32=… len=…`", header.escape_debug())));
     };
-    if *magic != MAGIC {
-        return Err(corrupt(&format!("starts with `{magic}`, expected `{MAGIC}`")));
+    if *magic != V1_MAGIC || *version != V1_VERSION {
+        return Err(corrupt(format!("starts with `{}`, expected `{V1_MAGIC} {V1_VERSION}`", format!("{magic} {version}").escape_debug())));
     }
-    if *version != VERSION.to_string() {
-        return Err(StoreError::Version { path: path.into(), found: version.to_string() });
-    }
-    let crc = crc.strip_prefix("crc32=").and_then(|h| u32::from_str_radix(h, 16).ok()).ok_or_else(|| corrupt("bad crc32 field"))?;
-    let len: usize = len.strip_prefix("len=").and_then(|l| l.parse().ok()).ok_or_else(|| corrupt("bad len field"))?;
+    let crc = crc.strip_prefix("crc32=").and_then(|h| u32::from_str_radix(h, 16).ok()).ok_or_else(|| corrupt("bad crc32 field".into()))?;
+    let len: usize = len.strip_prefix("len=").and_then(|l| l.parse().ok()).ok_or_else(|| corrupt("bad len field".into()))?;
     let body = &bytes[nl + 1..];
     if body.len() != len {
-        return Err(corrupt(&format!("body is {} bytes, header says {len} (truncated write?)", body.len())));
+        return Err(corrupt(format!("body is {} bytes, header says {len} (truncated write?)", body.len())));
     }
     let found = crc32fast::hash(body);
     if found != crc {
-        return Err(corrupt(&format!("checksum {found:08x}, header says {crc:08x}")));
+        return Err(corrupt(format!("checksum {found:08x}, header says {crc:08x}")));
     }
-    serde_json::from_slice(body).map_err(|e| corrupt(&format!("body is not valid templates JSON: {e}")))
-}
-
-/// Atomically replace `path` with `bytes`, mode 0600.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("store"), std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let result = (|| {
-        let mut f = options.open(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io(path))?;
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    Ok(body.to_vec())
 }
 
 impl TemplateStore {
-    /// Open the store in `state_dir` for templates of model `model_sha256` with `dim` values.
-    /// A missing file is an empty store; a corrupt one is an error and is never overwritten.
-    pub fn open(state_dir: &Path, model_sha256: &str, dim: usize) -> Result<Self, StoreError> {
-        let path = state_dir.join(STORE_FILE);
-        let data = match std::fs::read(&path) {
-            Ok(bytes) => decode(&path, &bytes)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Templates { model_sha256: model_sha256.into(), dim, people: vec![] },
-            Err(e) => return Err(StoreError::Io { path, source: e }),
+    /// Open the store in `state` for templates of model `model_sha256` with `dim` values. A
+    /// missing file is an empty store; one that cannot be opened is an error and is never
+    /// overwritten.
+    pub fn open(state: &StateDir, model_sha256: &str, dim: usize) -> Result<Self, StoreError> {
+        let path = state.path(Kind::Templates);
+        let data = match state.load(Kind::Templates, decode_v1)? {
+            Some(json) => decode_templates(&json).map_err(|message| StateError::Content { path: path.clone(), message })?,
+            None => Templates { model_sha256: model_sha256.into(), dim, people: vec![] },
         };
         if !data.people.is_empty() && (data.model_sha256 != model_sha256 || data.dim != dim) {
             return Err(StoreError::ModelMismatch { path, expected: model_sha256.into(), found: data.model_sha256 });
         }
-        Ok(Self { path, data: Templates { model_sha256: model_sha256.into(), dim, ..data } })
+        Ok(Self { state: state.clone(), data: Templates { model_sha256: model_sha256.into(), dim, ..data } })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn path(&self) -> std::path::PathBuf {
+        self.state.path(Kind::Templates)
     }
 
-    fn save(&self) -> Result<(), StoreError> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
-        }
-        write_atomic(&self.path, &encode(&self.data))
+    /// Seal and store `people` in place of the current ones; on failure nothing changes, on disk
+    /// or here.
+    fn commit(&mut self, people: Vec<Person>) -> Result<(), StoreError> {
+        let next = Templates { people, ..self.data.clone() };
+        self.state.store(Kind::Templates, &serde_json::to_vec(&next).expect("templates serialise"))?;
+        self.data = next;
+        Ok(())
     }
 
     /// Add (or replace) a person's templates and persist.
@@ -151,24 +131,21 @@ impl TemplateStore {
         if let Some(bad) = templates.iter().find(|t| t.len() != self.data.dim) {
             return Err(StoreError::Dimension { expected: self.data.dim, found: bad.len() });
         }
-        self.data.people.retain(|p| p.name != name);
-        self.data.people.push(Person { name: name.into(), templates, enrolled_at: now });
-        self.data.people.sort_by(|a, b| a.name.cmp(&b.name));
-        self.save()
+        let mut people: Vec<Person> = self.data.people.iter().filter(|p| p.name != name).cloned().collect();
+        people.push(Person { name: name.into(), templates, enrolled_at: now });
+        people.sort_by(|a, b| a.name.cmp(&b.name));
+        self.commit(people)
     }
 
     pub fn remove(&mut self, name: &str) -> Result<(), StoreError> {
-        let before = self.data.people.len();
-        self.data.people.retain(|p| p.name != name);
-        if self.data.people.len() == before {
+        if !self.data.people.iter().any(|p| p.name == name) {
             return Err(StoreError::UnknownPerson(name.into()));
         }
-        self.save()
+        self.commit(self.data.people.iter().filter(|p| p.name != name).cloned().collect())
     }
 
     pub fn clear(&mut self) -> Result<(), StoreError> {
-        self.data.people.clear();
-        self.save()
+        self.commit(vec![])
     }
 
     pub fn people(&self) -> &[Person] {
@@ -179,57 +156,93 @@ impl TemplateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::sealed::fixed_sealer;
+
+    fn state(dir: &Path, device: &str) -> StateDir {
+        StateDir::with_sealer(dir, fixed_sealer(1, device))
+    }
 
     fn store(dir: &Path) -> TemplateStore {
-        TemplateStore::open(dir, "abc", 2).unwrap()
+        TemplateStore::open(&state(dir, "pi"), "abc", 2).unwrap()
+    }
+
+    fn open_err(dir: &Path, device: &str) -> String {
+        TemplateStore::open(&state(dir, device), "abc", 2).err().unwrap().to_string()
+    }
+
+    /// A store as version 1 wrote it.
+    fn v1_file(data: &Templates) -> Vec<u8> {
+        let body = serde_json::to_vec(data).unwrap();
+        let mut out = format!("{V1_MAGIC} {V1_VERSION} crc32={:08x} len={}\n", crc32fast::hash(&body), body.len()).into_bytes();
+        out.extend_from_slice(&body);
+        out
     }
 
     #[test]
-    fn enrol_persists_and_reloads() {
+    fn enrol_persists_sealed_and_reloads() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = store(dir.path());
         s.enroll("alice", vec![vec![1.0, 0.0]], 7).unwrap();
         s.enroll("bob", vec![vec![0.0, 1.0]], 8).unwrap();
         let again = store(dir.path());
         assert_eq!(again.people().iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["alice", "bob"]);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(again.path()).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600);
-        }
+        let bytes = std::fs::read(again.path()).unwrap();
+        assert!(crate::state::sealed::looks_sealed(&bytes) && !bytes.windows(5).any(|w| w == b"alice"));
     }
 
     #[test]
-    fn a_flipped_byte_is_detected_and_the_file_is_not_replaced() {
+    fn an_edited_byte_is_refused_and_the_file_is_not_replaced() {
         let dir = tempfile::tempdir().unwrap();
         store(dir.path()).enroll("alice", vec![vec![1.0, 0.0]], 7).unwrap();
-        let path = dir.path().join(STORE_FILE);
+        let path = dir.path().join("templates.sealed");
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 3;
         bytes[last] ^= 0x01;
         std::fs::write(&path, &bytes).unwrap();
-        let err = TemplateStore::open(dir.path(), "abc", 2).err().unwrap().to_string();
-        assert!(err.contains("checksum") && err.contains(STORE_FILE), "{err}");
+        let err = open_err(dir.path(), "pi");
+        assert!(err.contains("authentication failed") && err.contains("templates.sealed"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
     }
 
     #[test]
-    fn a_truncated_file_says_so() {
+    fn a_store_copied_from_another_device_is_refused_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         store(dir.path()).enroll("alice", vec![vec![1.0, 0.0]], 7).unwrap();
-        let path = dir.path().join(STORE_FILE);
-        let bytes = std::fs::read(&path).unwrap();
-        std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
-        let err = TemplateStore::open(dir.path(), "abc", 2).err().unwrap().to_string();
-        assert!(err.contains("truncated"), "{err}");
+        let bytes = std::fs::read(dir.path().join("templates.sealed")).unwrap();
+        let err = open_err(dir.path(), "another-pi");
+        assert!(err.contains("sealed on another device"), "{err}");
+        let other_key = StateDir::with_sealer(dir.path(), fixed_sealer(2, "pi"));
+        let err = TemplateStore::open(&other_key, "abc", 2).err().unwrap().to_string();
+        assert!(err.contains("sealed with another key"), "{err}");
+        assert_eq!(std::fs::read(dir.path().join("templates.sealed")).unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_v1_store_is_migrated_once_and_a_corrupt_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = Templates { model_sha256: "abc".into(), dim: 2, people: vec![Person { name: "alice".into(), templates: vec![vec![0.6, 0.8]], enrolled_at: 5 }] };
+        let v1 = dir.path().join("templates.v1");
+        std::fs::write(&v1, v1_file(&data)).unwrap();
+        assert_eq!(store(dir.path()).data, data);
+        assert!(!v1.exists() && dir.path().join("templates.sealed").exists());
+        assert_eq!(store(dir.path()).data, data);
+
+        let other = tempfile::tempdir().unwrap();
+        let mut bytes = v1_file(&data);
+        let last = bytes.len() - 2;
+        bytes[last] ^= 0x01;
+        std::fs::write(other.path().join("templates.v1"), &bytes).unwrap();
+        let err = open_err(other.path(), "pi");
+        assert!(err.contains("templates.v1: checksum"), "{err}");
+        assert_eq!(std::fs::read(other.path().join("templates.v1")).unwrap(), bytes);
+        assert!(!other.path().join("templates.sealed").exists());
     }
 
     #[test]
     fn templates_of_another_model_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         store(dir.path()).enroll("alice", vec![vec![1.0, 0.0]], 7).unwrap();
-        let err = TemplateStore::open(dir.path(), "def", 2).err().unwrap().to_string();
+        let err = TemplateStore::open(&state(dir.path(), "pi"), "def", 2).err().unwrap().to_string();
         assert!(err.contains("re-enrol"), "{err}");
     }
 
@@ -240,5 +253,6 @@ mod tests {
         assert!(matches!(s.enroll("../etc", vec![vec![1.0, 0.0]], 0), Err(StoreError::BadName(_))));
         assert!(matches!(s.enroll("al", vec![vec![1.0]], 0), Err(StoreError::Dimension { .. })));
         assert!(matches!(s.remove("nobody"), Err(StoreError::UnknownPerson(_))));
+        assert!(decode_templates(br#"{"model_sha256":"a","dim":2,"people":[{"name":"x","templates":[[1.0]],"enrolled_at":0}]}"#).unwrap_err().contains("1 values"));
     }
 }

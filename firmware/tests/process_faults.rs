@@ -7,6 +7,7 @@ mod common;
 use faceunlock::config::Config;
 use faceunlock::frame::ImageFiles;
 use faceunlock::relay::Relay;
+use faceunlock::state::StateDir;
 use faceunlock::templates::TemplateStore;
 use faceunlock_core::contract::Manifest;
 use std::path::{Path, PathBuf};
@@ -20,9 +21,10 @@ fn manifest_path() -> PathBuf {
 
 fn write_config(dir: &Path) -> PathBuf {
     let cfg = format!(
-        "[models]\nmanifest = {:?}\n[storage]\nstate_dir = {:?}\nkeep_images = false\n",
+        "[models]\nmanifest = {:?}\n[storage]\nstate_dir = {:?}\nkeep_images = false\nkey_file = {:?}\n",
         manifest_path().display().to_string(),
-        dir.join("state").display().to_string()
+        dir.join("state").display().to_string(),
+        dir.join("store.key").display().to_string()
     );
     let path = dir.join("config.toml");
     std::fs::write(&path, cfg).unwrap();
@@ -43,10 +45,11 @@ fn enroll(config: &Path, name: &str, source: &Path) -> Command {
     c
 }
 
-fn open_store(dir: &Path) -> TemplateStore {
+fn open_store(config: &Path) -> TemplateStore {
     let m = Manifest::load(&manifest_path()).unwrap();
     let sha = m.embedder(&manifest_path()).unwrap().sha256.clone();
-    TemplateStore::open(&dir.join("state"), &sha, 128).expect("the store must stay readable")
+    let cfg = Config::from_toml(&std::fs::read_to_string(config).unwrap()).unwrap();
+    TemplateStore::open(&StateDir::open(&cfg.storage).unwrap(), &sha, 128).expect("the store must stay readable")
 }
 
 #[test]
@@ -56,7 +59,7 @@ fn a_process_killed_mid_enrol_leaves_the_previous_store_intact() {
     let alice = faces(dir.path(), 0);
     let bob = faces(dir.path(), 1);
     assert!(enroll(&config, "alice", &alice).status().unwrap().success());
-    let before = open_store(dir.path()).people().to_vec();
+    let before = open_store(&config).people().to_vec();
     assert_eq!(before.len(), 1);
 
     // How long a full enrolment takes, then kills spread over that span.
@@ -68,7 +71,7 @@ fn a_process_killed_mid_enrol_leaves_the_previous_store_intact() {
         std::thread::sleep(full.mul_f64(f64::from(i) / 10.0));
         child.kill().unwrap();
         child.wait().unwrap();
-        let store = open_store(dir.path());
+        let store = open_store(&config);
         let names: Vec<&str> = store.people().iter().map(|p| p.name.as_str()).collect();
         assert!(names.contains(&"alice") && names.contains(&"bob"), "kill {i}: {names:?}");
         assert_eq!(store.people().iter().find(|p| p.name == "alice").unwrap(), &before[0]);

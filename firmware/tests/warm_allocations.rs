@@ -27,6 +27,7 @@ fn warm_frames_allocate_nothing_in_our_stages_and_the_same_in_tract() {
     let mut cfg = Config::default();
     cfg.models.manifest = common::repo().join("models/manifest.toml");
     cfg.storage.state_dir = dir.path().join("state");
+    cfg.storage.key_file = dir.path().join("store.key");
     let mut u = Unlocker::open(cfg, None).unwrap();
     let g = Generator::new(11);
     let files = faceunlock::demo::render_views(&g, 0, &faceunlock::demo::enrol_views(), &dir.path().join("enrol")).unwrap();

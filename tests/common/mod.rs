@@ -21,7 +21,7 @@ pub fn repo_root() -> PathBuf {
 pub fn config(state_dir: &Path) -> Config {
     Config {
         models: ModelsConfig { manifest: repo_root().join("models/manifest.toml") },
-        storage: StorageConfig { state_dir: state_dir.into(), keep_images: false },
+        storage: StorageConfig { state_dir: state_dir.into(), keep_images: false, key_file: state_dir.with_extension("key") },
         ..Config::default()
     }
 }

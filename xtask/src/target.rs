@@ -56,7 +56,9 @@ impl Target for Ssh {
         remote.to_string()
     }
     fn faceunlock(&self, args: &[String]) -> Result<Output> {
-        let line = format!("sudo -u faceunlock faceunlock --state-dir /var/lib/faceunlock {}", args.join(" "));
+        // As root: the store key is root-only; files written in the state directory are handed
+        // to its owner, the service user.
+        let line = format!("sudo faceunlock --state-dir /var/lib/faceunlock {}", args.join(" "));
         Command::new("ssh").args([self.host.as_str(), &line]).output().with_context(|| format!("ssh {}", self.host))
     }
     fn get(&self, remote: &str, local: &Path) -> Result<()> {
@@ -120,6 +122,8 @@ impl Target for LocalRoot {
             .arg(self.at("/usr/share/faceunlock/models/manifest.toml"))
             .arg("--state-dir")
             .arg(state)
+            .arg("--key-file")
+            .arg(self.at("/etc/faceunlock/store.key"))
             .args(args)
             .output()
             .with_context(|| format!("running {}", binary.display()))

@@ -97,7 +97,12 @@ pub struct Manifest {
 impl Manifest {
     pub fn load(path: &Path) -> Result<Self, ContractError> {
         let text = std::fs::read_to_string(path).map_err(|source| ContractError::Io { path: path.into(), source })?;
-        toml::from_str(&text).map_err(|e| ContractError::Parse { path: path.into(), message: e.to_string() })
+        Self::from_toml(path, &text)
+    }
+
+    /// Parse a manifest's text; `path` names it in errors.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, ContractError> {
+        toml::from_str(text).map_err(|e| ContractError::Parse { path: path.into(), message: e.to_string() })
     }
 
     pub fn embedder(&self, manifest_path: &Path) -> Result<&EmbedderEntry, ContractError> {
