@@ -111,21 +111,21 @@ fn sample_templates() -> templates::Templates {
     templates::Templates { model_sha256: "3e95131a40b64a25".into(), dim: 4, people: vec![person("alice", 2), person("bob.o-k_2", 1)] }
 }
 
+fn sample_lockout() -> Vec<u8> {
+    serde_json::to_vec(&crate::decision::Lockout { consecutive_failures: 3, lockouts: 1, locked_until: 1_764_806_460 }).expect("lockout serialises")
+}
+
 fn sealed_seeds() -> Vec<Vec<u8>> {
     let templates = serde_json::to_vec(&sample_templates()).expect("templates serialise");
-    let lockout = serde_json::to_vec(&crate::decision::Lockout { consecutive_failures: 3, lockouts: 1, locked_until: 1_764_806_460 }).expect("lockout serialises");
-    [(Kind::Templates, templates), (Kind::Lockout, lockout)].iter().map(|(kind, plain)| fuzz_sealer().seal(*kind, plain).expect("the system's random source")).collect()
+    [(Kind::Templates, templates), (Kind::Lockout, sample_lockout())].iter().map(|(kind, plain)| fuzz_sealer().seal(*kind, plain).expect("the system's random source")).collect()
 }
 
 fn template_seeds() -> Vec<Vec<u8>> {
-    let body = serde_json::to_vec(&sample_templates()).expect("templates serialise");
-    let mut v1 = format!("faceunlock-templates 1 crc32={:08x} len={}\n", crc32fast::hash(&body), body.len()).into_bytes();
-    v1.extend_from_slice(&body);
-    vec![v1, body]
+    vec![templates::encode_v1(&sample_templates()), serde_json::to_vec(&sample_templates()).expect("templates serialise")]
 }
 
 fn lockout_seeds() -> Vec<Vec<u8>> {
-    vec![br#"{"consecutive_failures":3,"lockouts":1,"locked_until":1764806460}"#.to_vec()]
+    vec![sample_lockout()]
 }
 
 /// A small JPEG next to the repository's PNGs.

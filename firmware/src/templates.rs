@@ -69,6 +69,14 @@ pub fn decode_templates(json: &[u8]) -> Result<Templates, String> {
     Ok(data)
 }
 
+/// `data` as version 1 wrote it (`templates.v1`): for the migration's tests and the fuzz seeds.
+pub fn encode_v1(data: &Templates) -> Vec<u8> {
+    let body = serde_json::to_vec(data).expect("templates serialise");
+    let mut out = format!("{V1_MAGIC} {V1_VERSION} crc32={:08x} len={}\n", crc32fast::hash(&body), body.len()).into_bytes();
+    out.extend_from_slice(&body);
+    out
+}
+
 /// The JSON body of a plain `templates.v1` file, its length and checksum verified.
 pub fn decode_v1(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, StateError> {
     let corrupt = |message: String| StateError::Content { path: path.into(), message };
@@ -100,10 +108,7 @@ impl TemplateStore {
     /// overwritten.
     pub fn open(state: &StateDir, model_sha256: &str, dim: usize) -> Result<Self, StoreError> {
         let path = state.path(Kind::Templates);
-        let data = match state.load(Kind::Templates, decode_v1)? {
-            Some(json) => decode_templates(&json).map_err(|message| StateError::Content { path: path.clone(), message })?,
-            None => Templates { model_sha256: model_sha256.into(), dim, people: vec![] },
-        };
+        let data = state.load(Kind::Templates, decode_v1, decode_templates)?.unwrap_or_else(|| Templates { model_sha256: model_sha256.into(), dim, people: vec![] });
         if !data.people.is_empty() && (data.model_sha256 != model_sha256 || data.dim != dim) {
             return Err(StoreError::ModelMismatch { path, expected: model_sha256.into(), found: data.model_sha256 });
         }
@@ -170,14 +175,6 @@ mod tests {
         TemplateStore::open(&state(dir, device), "abc", 2).err().unwrap().to_string()
     }
 
-    /// A store as version 1 wrote it.
-    fn v1_file(data: &Templates) -> Vec<u8> {
-        let body = serde_json::to_vec(data).unwrap();
-        let mut out = format!("{V1_MAGIC} {V1_VERSION} crc32={:08x} len={}\n", crc32fast::hash(&body), body.len()).into_bytes();
-        out.extend_from_slice(&body);
-        out
-    }
-
     #[test]
     fn enrol_persists_sealed_and_reloads() {
         let dir = tempfile::tempdir().unwrap();
@@ -222,13 +219,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = Templates { model_sha256: "abc".into(), dim: 2, people: vec![Person { name: "alice".into(), templates: vec![vec![0.6, 0.8]], enrolled_at: 5 }] };
         let v1 = dir.path().join("templates.v1");
-        std::fs::write(&v1, v1_file(&data)).unwrap();
+        std::fs::write(&v1, encode_v1(&data)).unwrap();
         assert_eq!(store(dir.path()).data, data);
         assert!(!v1.exists() && dir.path().join("templates.sealed").exists());
         assert_eq!(store(dir.path()).data, data);
 
         let other = tempfile::tempdir().unwrap();
-        let mut bytes = v1_file(&data);
+        let mut bytes = encode_v1(&data);
         let last = bytes.len() - 2;
         bytes[last] ^= 0x01;
         std::fs::write(other.path().join("templates.v1"), &bytes).unwrap();

@@ -37,23 +37,22 @@ pub fn fingerprint(domain: &[u8], bytes: &[u8]) -> String {
     Sha256::new().chain_update(domain).chain_update(bytes).finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A store key and where it came from.
+/// A store key and its fingerprint.
 pub struct StoreKey {
     bytes: Zeroizing<[u8; KEY_LEN]>,
     fingerprint: String,
-    origin: String,
 }
 
 impl StoreKey {
-    pub fn from_bytes(bytes: [u8; KEY_LEN], origin: &str) -> Self {
-        Self { fingerprint: fingerprint(b"faceunlock store key", &bytes), bytes: Zeroizing::new(bytes), origin: origin.into() }
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self { fingerprint: fingerprint(b"faceunlock store key", &bytes), bytes: Zeroizing::new(bytes) }
     }
 
     /// Read a key file (or credential) of exactly [`KEY_LEN`] bytes.
     pub fn read(path: &Path) -> Result<Self, KeyError> {
         let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| KeyError::Io { path: path.into(), source })?);
         let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| KeyError::Length { path: path.into(), found: bytes.len() })?;
-        Ok(Self::from_bytes(key, &path.display().to_string()))
+        Ok(Self::from_bytes(key))
     }
 
     /// The systemd credential's path when the service was given one.
@@ -83,7 +82,7 @@ impl StoreKey {
             let _ = std::fs::remove_file(path);
             return Err(io(e));
         }
-        Ok(Self::from_bytes(*drawn, &path.display().to_string()))
+        Ok(Self::from_bytes(*drawn))
     }
 
     pub(super) fn bytes(&self) -> &[u8; KEY_LEN] {
@@ -93,23 +92,17 @@ impl StoreKey {
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
-
-    /// The file or credential the key was read from.
-    pub fn origin(&self) -> &str {
-        &self.origin
-    }
 }
 
 /// The id of the device the state files are bound to, as a fingerprint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceId {
     fingerprint: String,
-    origin: String,
 }
 
 impl DeviceId {
     pub fn named(id: &str) -> Self {
-        Self { fingerprint: super::sealed::device_fingerprint(id.as_bytes()), origin: format!("`{id}`") }
+        Self { fingerprint: fingerprint(b"faceunlock device", id.as_bytes()) }
     }
 
     /// This machine's: the first of the SoC serial number and `/etc/machine-id` that can be read.
@@ -119,7 +112,7 @@ impl DeviceId {
             let Ok(raw) = std::fs::read(file) else { continue };
             let id = String::from_utf8_lossy(&raw).trim_matches(|c: char| c == '\0' || c.is_whitespace()).to_string();
             if !id.is_empty() {
-                return Self { fingerprint: super::sealed::device_fingerprint(id.as_bytes()), origin: file.into() };
+                return Self::named(&id);
             }
         }
         log::warn!("no device serial number or machine id ({}): state files are bound to the store key only", DEVICE_ID_FILES.join(", "));
@@ -128,10 +121,6 @@ impl DeviceId {
 
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
-    }
-
-    pub fn origin(&self) -> &str {
-        &self.origin
     }
 }
 

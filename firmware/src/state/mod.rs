@@ -26,7 +26,7 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("{path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Write(#[from] atomic::WriteError),
     #[error(transparent)]
@@ -62,7 +62,7 @@ fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(StateError::Read { path: path.into(), source }),
+        Err(source) => Err(StateError::Io { path: path.into(), source }),
     }
 }
 
@@ -106,10 +106,6 @@ impl StateDir {
         Self { dir: dir.into(), sealer: Arc::new(sealer) }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn sealer(&self) -> &Sealer {
         &self.sealer
     }
@@ -118,25 +114,28 @@ impl StateDir {
         self.dir.join(kind.file())
     }
 
-    /// The plaintext of a state file: the sealed file's, else the legacy plain file's (checked by
-    /// `legacy_body`, sealed in its place, then removed), else `None`.
-    pub fn load(&self, kind: Kind, legacy_body: impl Fn(&Path, &[u8]) -> Result<Vec<u8>, StateError>) -> Result<Option<Vec<u8>>, StateError> {
+    /// A state file's content, decoded by `decode`: the sealed file's, else the legacy plain
+    /// file's (its body taken by `legacy_body`; sealed in its place and removed only once it
+    /// decodes), else `None`.
+    pub fn load<T>(&self, kind: Kind, legacy_body: impl Fn(&Path, &[u8]) -> Result<Vec<u8>, StateError>, decode: impl Fn(&[u8]) -> Result<T, String>) -> Result<Option<T>, StateError> {
         let path = self.path(kind);
         let legacy = self.dir.join(kind.legacy_file());
+        let content = |from: &Path, plain: &[u8]| decode(plain).map_err(|message| StateError::Content { path: from.into(), message });
         if let Some(bytes) = read_if_present(&path)? {
-            let plain = self.sealer.open(&path, kind, &bytes)?;
+            let value = content(&path, &self.sealer.open(&path, kind, &bytes)?)?;
             // Left by a migration cut short after the sealed file was written.
             if legacy.exists() {
-                std::fs::remove_file(&legacy).map_err(|source| StateError::Read { path: legacy, source })?;
+                std::fs::remove_file(&legacy).map_err(|source| StateError::Io { path: legacy, source })?;
             }
-            return Ok(Some(plain));
+            return Ok(Some(value));
         }
         let Some(bytes) = read_if_present(&legacy)? else { return Ok(None) };
         let plain = legacy_body(&legacy, &bytes)?;
+        let value = content(&legacy, &plain)?;
         self.store(kind, &plain)?;
-        std::fs::remove_file(&legacy).map_err(|source| StateError::Read { path: legacy.clone(), source })?;
+        std::fs::remove_file(&legacy).map_err(|source| StateError::Io { path: legacy.clone(), source })?;
         log::info!("sealed {} into {}", legacy.display(), path.display());
-        Ok(Some(plain))
+        Ok(Some(value))
     }
 
     /// Seal `plaintext` and replace the state file with it.
@@ -149,11 +148,7 @@ impl StateDir {
     }
 
     pub fn load_lockout(&self) -> Result<Lockout, StateError> {
-        let path = self.path(Kind::Lockout);
-        match self.load(Kind::Lockout, |_, bytes| Ok(bytes.to_vec()))? {
-            Some(json) => decode_lockout(&json).map_err(|message| StateError::Content { path, message }),
-            None => Ok(Lockout::default()),
-        }
+        Ok(self.load(Kind::Lockout, |_, bytes| Ok(bytes.to_vec()), decode_lockout)?.unwrap_or_default())
     }
 
     pub fn save_lockout(&self, lockout: &Lockout) -> Result<(), StateError> {
@@ -199,6 +194,16 @@ mod tests {
         let sealed = std::fs::read(dir.path().join("lockout.sealed")).unwrap();
         assert!(sealed::looks_sealed(&sealed));
         assert_eq!(state.load_lockout().unwrap().consecutive_failures, 4);
+    }
+
+    #[test]
+    fn a_plain_lockout_file_that_does_not_decode_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::with_sealer(dir.path(), sealed::fixed_sealer(3, "pi"));
+        std::fs::write(dir.path().join("lockout.json"), b"{\"consecutive_fail").unwrap();
+        let err = state.load_lockout().unwrap_err().to_string();
+        assert!(err.contains("lockout.json: expected the lockout state JSON"), "{err}");
+        assert!(dir.path().join("lockout.json").exists() && !dir.path().join("lockout.sealed").exists());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! "edited"; any change to the header or the body fails authentication. Every write draws a
 //! fresh 192-bit random nonce, so nonces never repeat under one key.
 
-use super::key::{DeviceId, StoreKey, fingerprint};
+use super::key::{DeviceId, StoreKey};
 use chacha20poly1305::aead::{Aead, Generate, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use std::path::{Path, PathBuf};
@@ -122,10 +122,6 @@ impl Sealer {
         &self.key
     }
 
-    pub fn device(&self) -> &DeviceId {
-        &self.device
-    }
-
     pub fn seal(&self, kind: Kind, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
         let nonce = XNonce::try_generate().map_err(|e| SealError::Random(e.to_string()))?;
         let hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
@@ -155,12 +151,7 @@ impl Sealer {
 
 /// A sealer with a fixed key and device, for tests and fuzzing.
 pub fn fixed_sealer(seed: u8, device: &str) -> Sealer {
-    Sealer::new(&StoreKey::from_bytes([seed; super::key::KEY_LEN], "fixed test key"), DeviceId::named(device))
-}
-
-/// Fingerprint of a device id as the header writes it.
-pub fn device_fingerprint(id: &[u8]) -> String {
-    fingerprint(b"faceunlock device", id)
+    Sealer::new(&StoreKey::from_bytes([seed; super::key::KEY_LEN]), DeviceId::named(device))
 }
 
 #[cfg(test)]
@@ -217,7 +208,7 @@ mod tests {
         let theirs = fixed_sealer(1, "pi-2");
         let mut raw = sealed(&theirs);
         let at = raw.windows(7).position(|w| w == b"device=").unwrap() + 7;
-        raw[at..at + 16].copy_from_slice(device_fingerprint(b"pi-1").as_bytes());
+        raw[at..at + 16].copy_from_slice(DeviceId::named("pi-1").fingerprint().as_bytes());
         assert!(matches!(open(&fixed_sealer(1, "pi-1"), &raw), Err(SealError::Tampered { .. })));
     }
 }
