@@ -397,6 +397,10 @@ pub struct ExportArgs {
     /// A distillation run's snapshot instead of its best weights: `snapshots/step-N`.
     #[arg(long)]
     snapshot: Option<String>,
+    /// A distillation run's embedding as trained, centred (without the teacher's mean `k·μ`
+    /// folded back into the bias).
+    #[arg(long)]
+    centred: bool,
 }
 
 pub fn export(a: ExportArgs) -> Result<()> {
@@ -405,10 +409,10 @@ pub fn export(a: ExportArgs) -> Result<()> {
     if trainer::kd::training::is_kd_run(&a.run) {
         let (cfg, model) = trainer::kd::training::load_kd_run::<B>(&a.run, a.snapshot.as_deref(), &device)?;
         let centring = cfg.model.centring.as_ref().with_context(|| format!("{}: the distillation run's config has no centring", a.run.display()))?;
-        let head = centring.fold_into(model.id_head.clone());
+        let head = if a.centred { model.id_head.clone() } else { centring.fold_into(model.id_head.clone()) };
         return write_model(&a.out, &trainer::export::export_onnx(&model.encoder, &head), model.shipped_parameters());
     }
-    anyhow::ensure!(a.snapshot.is_none(), "--snapshot: {} is not a distillation run (only those keep snapshots)", a.run.display());
+    anyhow::ensure!(a.snapshot.is_none() && !a.centred, "--snapshot and --centred: {} is not a distillation run", a.run.display());
     if trainer::distill::is_student_run(&a.run) {
         let (_, student) = trainer::distill::training::load_student::<B>(&a.run, &device)?;
         return write_model(&a.out, &trainer::export::export_onnx(&student.encoder, &student.id_head), student.shipped_parameters());
@@ -541,6 +545,22 @@ pub(crate) fn provenance_table(lines: &[String]) -> Result<toml::Table> {
     Ok(prov)
 }
 
+/// The LFW lines of `eval` (accuracy, then the thresholds and TAR at FAR).
+pub(crate) fn print_lfw_report(r: &trainer::eval::lfw::LfwReport) {
+    println!(
+        "LFW pairs folds 6-10, masks {:?}: accuracy {:.4} ± {:.4} at threshold {:.4} chosen on folds 1-5 (per fold {:?})",
+        r.masking,
+        r.mean_accuracy,
+        r.std_accuracy,
+        r.accuracy_threshold,
+        r.fold_accuracy.iter().map(|a| format!("{a:.3}")).collect::<Vec<_>>()
+    );
+    println!(
+        "  thresholds calibrated on {} (TAR there {:.4} / {:.4}): FAR 1e-3 → {:.4}, FAR 1e-4 → {:.4}; on folds 6-10 people: TAR {:.4} (FAR reached {:.1e}), TAR {:.4} (FAR reached {:.1e}); {} genuine / {} impostor pairs; {} images",
+        r.calibrated_on, r.calibration_tar_far_1e3, r.calibration_tar_far_1e4, r.threshold_far_1e3, r.threshold_far_1e4, r.tar_far_1e3, r.test_far_at_1e3_threshold, r.tar_far_1e4, r.test_far_at_1e4_threshold, r.genuine_pairs, r.impostor_pairs, r.images
+    );
+}
+
 /// Everything `eval` measured, as written by `--json`.
 #[derive(serde::Serialize)]
 struct EvalReport {
@@ -562,26 +582,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         protocols.extend([Masking::Probe { seed }, Masking::Both { seed }]);
     }
     let held_refs = a.calibrate_on_extra.as_deref().map(trainer::kd::data::extra_holdout).transpose()?;
-    let held_out = held_refs.as_deref().zip(a.calibrate_on_extra.as_deref()).map(|(refs, dir)| {
-        let people = refs.iter().map(|r| r.identity).max().map_or(0, |m| m + 1);
-        trainer::eval::lfw::HeldOut { refs, name: format!("{} held-out people of {} ({} faces)", people, dir.display(), refs.len()) }
-    });
+    let held_out = held_refs.as_deref().zip(a.calibrate_on_extra.as_deref()).map(|(refs, dir)| trainer::eval::lfw::HeldOut::extra(refs, dir));
     let mut reports = trainer::eval::lfw::lfw_open_set(&a.lfw, &a.model, &entry, &faces, &TRAIN_FOLDS, &TEST_FOLDS, &protocols, a.curves.as_deref(), held_out.as_ref())?;
-    let print = |r: &LfwReport| {
-        println!(
-            "LFW pairs folds 6-10, masks {:?}: accuracy {:.4} ± {:.4} at threshold {:.4} chosen on folds 1-5 (per fold {:?})",
-            r.masking,
-            r.mean_accuracy,
-            r.std_accuracy,
-            r.accuracy_threshold,
-            r.fold_accuracy.iter().map(|a| format!("{a:.3}")).collect::<Vec<_>>()
-        );
-        println!(
-            "  thresholds calibrated on {}: FAR 1e-3 → {:.4}, FAR 1e-4 → {:.4}; on folds 6-10 people: TAR {:.4} (FAR reached {:.1e}), TAR {:.4} (FAR reached {:.1e}); {} genuine / {} impostor pairs; {} images",
-            r.calibrated_on, r.threshold_far_1e3, r.threshold_far_1e4, r.tar_far_1e3, r.test_far_at_1e3_threshold, r.tar_far_1e4, r.test_far_at_1e4_threshold, r.genuine_pairs, r.impostor_pairs, r.images
-        );
-    };
-    reports.iter().for_each(print);
+    reports.iter().for_each(print_lfw_report);
     println!("LFW evaluation: {:.0} s", started.elapsed().as_secs_f64());
     let masked = reports.split_off(1);
     let r = reports.remove(0);

@@ -209,3 +209,50 @@ pub fn teacher_embed(a: TeacherEmbedArgs) -> Result<()> {
     println!("{} images (and mirrors) embedded by {} in {:.0} s → {}", set.len(), a.teacher.display(), started.elapsed().as_secs_f64(), a.out.display());
     Ok(())
 }
+
+#[derive(Args)]
+pub struct EvalTemplatesArgs {
+    /// The teacher's templates of LFW (`index.txt` relative to the LFW images).
+    #[arg(long, default_value_os_t = shared("data/lfw-teacher"))]
+    templates: PathBuf,
+    #[arg(long, default_value_os_t = shared("data/lfw"))]
+    lfw: PathBuf,
+    /// Calibrate the FAR thresholds on the held-out people of this faces-extra set (its own
+    /// templates), as `eval --calibrate-on-extra` does for a student.
+    #[arg(long)]
+    calibrate_on_extra: Option<PathBuf>,
+    /// Write `roc.png` and `det.png` (LFW folds 6-10 people, every pair) into this directory.
+    #[arg(long)]
+    curves: Option<PathBuf>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Image path → the set's template of the image (not the mirror), for the images under `root`.
+fn templates_by_image(set: &Templates, root: &Path) -> std::collections::HashMap<PathBuf, Vec<f32>> {
+    set.index.iter().enumerate().map(|(row, rel)| (root.join(rel), set.template(row, false).to_vec())).collect()
+}
+
+/// `eval`'s LFW protocol on a teacher's stored templates: what its student is measured against.
+pub fn eval_templates(a: EvalTemplatesArgs) -> Result<()> {
+    use trainer::eval::lfw::{HeldOut, lfw_open_set_on};
+    use trainer::sources::{TEST_FOLDS, TRAIN_FOLDS};
+    let mut templates = templates_by_image(&Templates::open(&a.templates)?, &a.lfw.join("images"));
+    let held_refs = match &a.calibrate_on_extra {
+        Some(dir) => {
+            templates.extend(templates_by_image(&Templates::open(dir)?, &dir.join("images")));
+            Some(trainer::kd::data::extra_holdout(dir)?)
+        }
+        None => None,
+    };
+    let held_out = held_refs.as_deref().zip(a.calibrate_on_extra.as_deref()).map(|(refs, dir)| HeldOut::extra(refs, dir));
+    let label = a.templates.display().to_string();
+    let report = lfw_open_set_on(&a.lfw, &templates, &TRAIN_FOLDS, &TEST_FOLDS, a.curves.as_deref().map(|d| (d, label.as_str())), held_out.as_ref())?;
+    anyhow::ensure!(report.images_without_landmarks == 0, "{}: {} LFW images of folds 1-10 have no template", a.templates.display(), report.images_without_landmarks);
+    crate::cli::print_lfw_report(&report);
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

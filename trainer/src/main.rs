@@ -57,6 +57,9 @@ enum Command {
     BenchStep(cli::BenchStepArgs),
     /// Evaluate an ONNX embedder on LFW folds 6-10 (accuracy, TAR at FAR) and calibrate.
     Eval(cli::EvalArgs),
+    /// `eval`'s LFW protocol on a teacher's stored templates (../shared/data/lfw-teacher): the
+    /// ceiling of its students under the same protocol.
+    EvalTemplates(kd_cli::EvalTemplatesArgs),
     /// Export a trained run's encoder + embedding layer to ONNX and record it in a manifest.
     Export(cli::ExportArgs),
     /// Take an exported embedder's embedding before its ReLU, whitened with statistics of the
@@ -98,6 +101,7 @@ fn run() -> Result<()> {
         Command::TeacherEmbed(a) => kd_cli::teacher_embed(a),
         Command::BenchStep(a) => cli::bench_step(a),
         Command::Eval(a) => cli::eval(a),
+        Command::EvalTemplates(a) => kd_cli::eval_templates(a),
         Command::Export(a) => cli::export(a).context("export failed"),
         Command::Whiten(a) => cli::whiten(a).context("whitening failed"),
         Command::DetectorLabels(a) => detector_cli::labels(a),

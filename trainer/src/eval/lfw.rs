@@ -32,6 +32,9 @@ pub struct LfwReport {
     /// Thresholds reaching FAR 1e-3 / 1e-4 on the calibration people's impostor pairs.
     pub threshold_far_1e3: f32,
     pub threshold_far_1e4: f32,
+    /// TAR on the calibration people at those thresholds: the figure to tune on.
+    pub calibration_tar_far_1e3: f64,
+    pub calibration_tar_far_1e4: f64,
     /// On the test people at those thresholds: TAR and the FAR actually reached.
     pub tar_far_1e3: f64,
     pub tar_far_1e4: f64,
@@ -85,6 +88,14 @@ pub struct HeldOut<'a> {
     pub name: String,
 }
 
+impl<'a> HeldOut<'a> {
+    /// The held-out people of a faces-extra set at `dir` (`kd::data::extra_holdout`).
+    pub fn extra(refs: &'a [SampleRef], dir: &Path) -> Self {
+        let people = refs.iter().map(|r| r.identity).max().map_or(0, |m| m + 1);
+        HeldOut { refs, name: format!("{people} held-out people of {} ({} faces)", dir.display(), refs.len()) }
+    }
+}
+
 /// Calibrate on the people and pairs of `calibration` folds (the FAR thresholds on `held_out`
 /// people where given), measure on `test` folds, under each of `protocols` (the images are
 /// embedded once bare and once masked, as needed). With `curves`, the ROC and DET curves of
@@ -92,7 +103,7 @@ pub struct HeldOut<'a> {
 #[allow(clippy::too_many_arguments)]
 pub fn lfw_open_set(lfw_root: &Path, onnx: &Path, entry: &EmbedderEntry, faces: &HashMap<PathBuf, CachedFace>, calibration: &[usize], test: &[usize], protocols: &[Masking], curves: Option<&Path>, held_out: Option<&HeldOut>) -> Result<Vec<LfwReport>> {
     let lfw = Lfw::open(lfw_root)?;
-    let split = Split { cal_refs: lfw.people_samples(calibration).0, test_refs: lfw.people_samples(test).0, lfw: &lfw, calibration, test, held_out };
+    let split = Split::new(&lfw, calibration, test, held_out);
     let mut images: Vec<PathBuf> = split.cal_refs.iter().chain(&split.test_refs).map(|r| r.image.clone()).collect();
     // The held-out faces are aligned by their own landmarks, like the LFW photos by the cache's
     // (the cache is copied only to add them).
@@ -117,10 +128,19 @@ pub fn lfw_open_set(lfw_root: &Path, onnx: &Path, entry: &EmbedderEntry, faces: 
             }
         }
         let sides = Sides { enrol: &by_seed[&enrol_seed], probe: &by_seed[&probe_seed] };
-        let curves = curves.filter(|_| *masking == Masking::None);
+        let label = onnx.file_name().map_or_else(|| onnx.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let curves = curves.filter(|_| *masking == Masking::None).map(|dir| (dir, label.as_str()));
         reports.push(split.report(&sides, *masking, curves)?);
     }
     Ok(reports)
+}
+
+/// The bare protocol on stored templates (image path → template, for the LFW images and any
+/// `held_out` faces) instead of a model's embeddings: a teacher's, the ceiling its student can
+/// reach under this same protocol.
+pub fn lfw_open_set_on(lfw_root: &Path, templates: &HashMap<PathBuf, Vec<f32>>, calibration: &[usize], test: &[usize], curves: Option<(&Path, &str)>, held_out: Option<&HeldOut>) -> Result<LfwReport> {
+    let lfw = Lfw::open(lfw_root)?;
+    Split::new(&lfw, calibration, test, held_out).report(&Sides { enrol: templates, probe: templates }, Masking::None, curves)
 }
 
 /// The embeddings each side of a pair is scored with: the first image's from `enrol`, the
@@ -140,8 +160,12 @@ struct Split<'a> {
     held_out: Option<&'a HeldOut<'a>>,
 }
 
-impl Split<'_> {
-    fn report(&self, sides: &Sides, masking: Masking, curves: Option<&Path>) -> Result<LfwReport> {
+impl<'a> Split<'a> {
+    fn new(lfw: &'a Lfw, calibration: &'a [usize], test: &'a [usize], held_out: Option<&'a HeldOut<'a>>) -> Self {
+        Split { cal_refs: lfw.people_samples(calibration).0, test_refs: lfw.people_samples(test).0, lfw, calibration, test, held_out }
+    }
+
+    fn report(&self, sides: &Sides, masking: Masking, curves: Option<(&Path, &str)>) -> Result<LfwReport> {
         let (lfw, cal_refs, test_refs) = (self.lfw, &self.cal_refs, &self.test_refs);
         let images = cal_refs.len() + test_refs.len();
         let score = |a: &ImageId, b: &ImageId| -> Option<f32> { Some(cosine(sides.enrol.get(&lfw.image_path(a))?, sides.probe.get(&lfw.image_path(b))?)) };
@@ -156,12 +180,12 @@ impl Split<'_> {
             Some(h) => (h.name.clone(), h.refs),
             None => (format!("LFW people.txt folds {:?} people", self.calibration), &cal_refs[..]),
         };
-        let (_, mut cal_impostor) = all_pair_scores(&items(calibration_refs));
+        let (cal_genuine, mut cal_impostor) = all_pair_scores(&items(calibration_refs));
         let t3 = threshold_at_far(&mut cal_impostor, 1e-3);
         let t4 = threshold_at_far(&mut cal_impostor, 1e-4);
         let (genuine, impostor) = all_pair_scores(&items(test_refs));
-        if let Some(dir) = curves {
-            super::curves::write_curves(dir, &genuine, &impostor)?;
+        if let Some((dir, label)) = curves {
+            super::curves::write_curves(dir, label, &genuine, &impostor)?;
         }
         Ok(LfwReport {
             masking,
@@ -174,6 +198,8 @@ impl Split<'_> {
             calibrated_on,
             threshold_far_1e3: t3,
             threshold_far_1e4: t4,
+            calibration_tar_far_1e3: rate_at_or_above(&cal_genuine, t3),
+            calibration_tar_far_1e4: rate_at_or_above(&cal_genuine, t4),
             tar_far_1e3: rate_at_or_above(&genuine, t3),
             tar_far_1e4: rate_at_or_above(&genuine, t4),
             test_far_at_1e3_threshold: rate_at_or_above(&impostor, t3),
