@@ -6,7 +6,7 @@
 
 use crate::config::CameraConfig;
 use crate::cost::Meter;
-use crate::frame::{Frame, FrameError, FrameSource, bt601_to_rgb};
+use crate::frame::{Frame, FrameError, FrameSource, yuyv_to_rgb};
 use crate::newest::{self, Newest, Publisher};
 use image::RgbImage;
 use std::path::PathBuf;
@@ -134,19 +134,8 @@ fn decode(format: &Negotiated, origin: &str, data: &[u8], image: &mut RgbImage) 
             *image = image::load_from_memory_with_format(data, image::ImageFormat::Jpeg).map_err(|e| cam_err(origin, format!("corrupt MJPEG frame: {e}")))?.to_rgb8();
             Ok(())
         }
-        b"YUYV" => {
-            yuyv_to_rgb(data, image);
-            Ok(())
-        }
+        b"YUYV" => yuyv_to_rgb(data, image).map_err(|e| cam_err(origin, format!("YUYV frame of {} bytes: {e}", data.len()))),
         other => Err(cam_err(origin, format!("unsupported pixel format {}", String::from_utf8_lossy(other)))),
-    }
-}
-
-/// YUYV 4:2:2 to RGB.
-pub fn yuyv_to_rgb(data: &[u8], out: &mut RgbImage) {
-    for (px, yuyv) in out.as_mut().chunks_exact_mut(6).zip(data.chunks_exact(4)) {
-        px[..3].copy_from_slice(&bt601_to_rgb(yuyv[0], yuyv[1], yuyv[3]));
-        px[3..].copy_from_slice(&bt601_to_rgb(yuyv[2], yuyv[1], yuyv[3]));
     }
 }
 

@@ -6,7 +6,8 @@
 //! unpacked into it, commands run from it, under `qemu-aarch64` for an arm64 package): what the
 //! tests and a dry run use.
 //!
-//! `cargo xtask embed-cost`: instructions per embed on emulated Cortex-A53/A72/A76.
+//! `cargo xtask frame-cost`: instructions per frame, stage by stage, on emulated Cortex-A53/A72/A76
+//! at each Pi's board settings; `--check` fails when a stage grew over the recorded counts.
 //!
 //! `cargo xtask glibc-floor FILE…`: the newest glibc each binary needs; fails above 2.27 (the
 //! oldest JetPack's), the floor every arm64 build links against ([`cross`]).
@@ -16,7 +17,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 mod cross;
-mod embed_cost;
+mod frame_cost;
 mod provision;
 mod target;
 
@@ -31,8 +32,9 @@ struct Args {
 enum Command {
     /// Build, copy, install, configure, enable, then doctor + bench on a board.
     Provision(provision::Options),
-    /// Instructions per embed on emulated Cortex-A53/A72/A76 (qemu plugin), a cost proxy.
-    EmbedCost(embed_cost::Options),
+    /// Instructions per frame, stage by stage, on emulated Cortex-A53/A72/A76 (qemu plugin) at
+    /// each Pi's settings: a cost model, and with --check a regression check.
+    FrameCost(frame_cost::Options),
     /// The newest glibc each ELF binary needs; fails above the arm64 floor (2.27).
     GlibcFloor {
         #[arg(required = true)]
@@ -43,7 +45,7 @@ enum Command {
 fn run() -> Result<()> {
     match Args::parse().command {
         Command::Provision(o) => provision::provision(&o),
-        Command::EmbedCost(o) => embed_cost::embed_cost(&o),
+        Command::FrameCost(o) => frame_cost::frame_cost(&o),
         Command::GlibcFloor { binaries } => cross::check_floor(&binaries),
     }
 }

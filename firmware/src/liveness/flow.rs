@@ -125,29 +125,71 @@ impl Pyramid {
     }
 }
 
-/// Samples of a tracking window.
-const WINDOW_AREA: usize = ((2 * HALF_WINDOW + 1) * (2 * HALF_WINDOW + 1)) as usize;
+/// Side of a tracking window, and its samples.
+const WINDOW_SIDE: usize = (2 * HALF_WINDOW + 1) as usize;
+const WINDOW_AREA: usize = WINDOW_SIDE * WINDOW_SIDE;
+/// The window with a one-sample border, for central-difference gradients.
+const PATCH_SIDE: usize = WINDOW_SIDE + 2;
+
+impl Grey {
+    /// Bilinear samples at `origin + (i, j)` for `i, j` in `0..side`, row by row into `out`. All
+    /// share one pair of interpolation weights, so away from the border each source row is
+    /// interpolated once and reused by the next output row; near the border each sample is
+    /// clamped as [`Grey::at`] does.
+    fn sample_grid(&self, origin: [f32; 2], side: usize, out: &mut [f32]) {
+        let (x, y) = (origin[0] - 0.5, origin[1] - 0.5);
+        let (x0, y0) = (x.floor(), y.floor());
+        let inside = x0 >= 0.0 && y0 >= 0.0 && (x0 as usize) + side < self.width && (y0 as usize) + side < self.height;
+        if !inside {
+            for (k, v) in out[..side * side].iter_mut().enumerate() {
+                *v = self.at(origin[0] + (k % side) as f32, origin[1] + (k / side) as f32);
+            }
+            return;
+        }
+        let (fx, fy) = (x - x0, y - y0);
+        let (x0, y0) = (x0 as usize, y0 as usize);
+        let lerp_row = |row: usize, into: &mut [f32; PATCH_SIDE]| {
+            let line = &self.px[row * self.width + x0..][..side + 1];
+            for (v, pair) in into.iter_mut().zip(line.windows(2)) {
+                *v = pair[0] * (1.0 - fx) + pair[1] * fx;
+            }
+        };
+        let (mut upper, mut lower) = ([0.0f32; PATCH_SIDE], [0.0f32; PATCH_SIDE]);
+        lerp_row(y0, &mut upper);
+        for (j, out_row) in out[..side * side].chunks_exact_mut(side).enumerate() {
+            lerp_row(y0 + j + 1, &mut lower);
+            for ((v, u), l) in out_row.iter_mut().zip(&upper).zip(&lower) {
+                *v = u * (1.0 - fy) + l * fy;
+            }
+            std::mem::swap(&mut upper, &mut lower);
+        }
+    }
+}
 
 /// Where `p` of `from` lies in `to`: coarse to fine, each level refining the displacement by
 /// Gauss–Newton on the window's intensities. `None` for a flat window or a diverging solve.
 fn track_point(from: &Pyramid, to: &Pyramid, p: [f32; 2]) -> Option<[f32; 2]> {
     let mut d = [0.0f32; 2];
+    let half = HALF_WINDOW as f32;
+    // The window in `from` with its border, and the window in `to` at the current displacement.
+    let (mut patch, mut moved) = ([0.0f32; PATCH_SIDE * PATCH_SIDE], [0.0f32; WINDOW_AREA]);
     for level in (0..LEVELS).rev() {
         let s = 0.5f32.powi(level as i32);
         let (a, b) = (&from.levels[level], &to.levels[level]);
         let c = [p[0] * s, p[1] * s];
-        let offsets = (-HALF_WINDOW..=HALF_WINDOW).flat_map(|dy| (-HALF_WINDOW..=HALF_WINDOW).map(move |dx| (dx as f32, dy as f32)));
-        // Per sample: offset x, y, intensity and gradient x, y in `from`.
-        let mut window = [[0.0f32; 5]; WINDOW_AREA];
+        a.sample_grid([c[0] - half - 1.0, c[1] - half - 1.0], PATCH_SIDE, &mut patch);
+        let at = |i: usize, j: usize| patch[j * PATCH_SIDE + i];
+        // Per sample: intensity and gradient x, y in `from`.
+        let mut window = [[0.0f32; 3]; WINDOW_AREA];
         let (mut gxx, mut gxy, mut gyy) = (0.0f32, 0.0f32, 0.0f32);
-        for ((dx, dy), sample) in offsets.zip(&mut window) {
-            let (x, y) = (c[0] + dx, c[1] + dy);
-            let gx = 0.5 * (a.at(x + 1.0, y) - a.at(x - 1.0, y));
-            let gy = 0.5 * (a.at(x, y + 1.0) - a.at(x, y - 1.0));
+        for (k, sample) in window.iter_mut().enumerate() {
+            let (i, j) = (k % WINDOW_SIDE + 1, k / WINDOW_SIDE + 1);
+            let gx = 0.5 * (at(i + 1, j) - at(i - 1, j));
+            let gy = 0.5 * (at(i, j + 1) - at(i, j - 1));
             gxx += gx * gx;
             gxy += gx * gy;
             gyy += gy * gy;
-            *sample = [dx, dy, a.at(x, y), gx, gy];
+            *sample = [at(i, j), gx, gy];
         }
         let n = WINDOW_AREA as f32;
         let det = gxx * gyy - gxy * gxy;
@@ -156,9 +198,10 @@ fn track_point(from: &Pyramid, to: &Pyramid, p: [f32; 2]) -> Option<[f32; 2]> {
             return None;
         }
         for _ in 0..ITERATIONS {
+            b.sample_grid([c[0] + d[0] - half, c[1] + d[1] - half], WINDOW_SIDE, &mut moved);
             let (mut bx, mut by) = (0.0f32, 0.0f32);
-            for &[dx, dy, va, gx, gy] in &window {
-                let diff = va - b.at(c[0] + d[0] + dx, c[1] + d[1] + dy);
+            for (&[va, gx, gy], vb) in window.iter().zip(&moved) {
+                let diff = va - vb;
                 bx += gx * diff;
                 by += gy * diff;
             }
@@ -223,6 +266,21 @@ mod tests {
         assert!(starts.len() >= 12, "only {} of 16 points tracked", starts.len());
         for (p, q) in starts.into_iter().zip(ends) {
             assert!((q[0] - p[0] - 3.4).abs() < 0.1 && (q[1] - p[1] + 2.2).abs() < 0.1, "{p:?} → {q:?}");
+        }
+    }
+
+    #[test]
+    fn grid_sampling_matches_pointwise_sampling_inside_and_at_the_border() {
+        let card = pyramid(&card(0.0, 0.0));
+        let grey = &card.levels[0];
+        let mut out = [0.0f32; PATCH_SIDE * PATCH_SIDE];
+        // Inside, over the left and top border, and over the right and bottom one.
+        for origin in [[20.37, 11.81], [-3.2, 5.5], [50.6, 52.25]] {
+            grey.sample_grid(origin, PATCH_SIDE, &mut out);
+            for (k, v) in out.iter().enumerate() {
+                let want = grey.at(origin[0] + (k % PATCH_SIDE) as f32, origin[1] + (k / PATCH_SIDE) as f32);
+                assert!((v - want).abs() < 1e-4, "at {origin:?} + {k}: {v} vs {want}");
+            }
         }
     }
 
