@@ -375,6 +375,8 @@ mod tests {
         let mut img = RgbImage::new(2, 2);
         i420_to_rgb(&[16, 126, 16, 126, 128, 128], &mut img).unwrap();
         assert_eq!(img.get_pixel(0, 1).0, [0, 0, 0]);
-        assert_eq!(img.get_pixel(1, 1).0, [128, 128, 128]);
+        // (126 − 16) · 1.164 = 128.04: a grey, within a level (the fixed-point paths differ by core).
+        let grey = img.get_pixel(1, 1).0;
+        assert!(grey.iter().all(|c| c.abs_diff(128) <= 1) && grey[0] == grey[1] && grey[1] == grey[2], "{grey:?}");
     }
 }
