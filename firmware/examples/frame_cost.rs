@@ -70,15 +70,15 @@ fn main() -> Result<()> {
     let mut people: Vec<Person> = Vec::new();
     let frames = [camera_frame(width, height, 0.0), camera_frame(width, height, 8.0)];
     // The attempt's two frames through every stage (the second stays in `frame`, its face in
-    // `face`, its crop in the aligner).
-    let mut face = None;
+    // `face`, its crop in the aligner, its vector in `embedding`).
+    let (mut face, mut embedding) = (None, Vec::new());
     for i420 in &frames {
         faceunlock::frame::i420_to_rgb(i420, &mut frame)?;
         face = detector.detect(&frame)?.iter().max_by(|a, b| a.area().total_cmp(&b.area())).copied();
         let found = face.context("no face detected in the generated frame")?;
         aligner.align(&frame, &found.landmarks)?;
         black_box(faceunlock::quality::measure(aligner.crop()));
-        let embedding = embedder.embed(aligner.crop())?.to_vec();
+        embedding = embedder.embed(aligner.crop())?.to_vec();
         if people.is_empty() {
             // A gallery of the board's size: this face among others (rotations of its vector).
             people = (0..ENROLLED_PEOPLE)
@@ -89,7 +89,6 @@ fn main() -> Result<()> {
         black_box(track.push(aligner.crop()));
     }
     let face = face.context("no face")?;
-    let embedding = embedder.embed(aligner.crop())?.to_vec();
     println!("{}", STAGES.join(" "));
     for stage in STAGES {
         mark();

@@ -314,8 +314,8 @@ mod tests {
             let frame = src.next_frame().unwrap();
             assert_eq!(frame.image.dimensions(), (64, 48));
             // Frame 4: Y = 176 → (176 − 16) · 1.164 = 186.2, within a level (fixed-point).
-            let grey = frame.image.get_pixel(10, 10).0;
-            assert!(grey.iter().all(|c| (185..=187).contains(c)) && grey[0] == grey[1] && grey[1] == grey[2], "{program}: the last frame written: {grey:?}");
+            let px = frame.image.get_pixel(10, 10).0;
+            assert!(grey_within_a_level(px, 186), "{program}: the last frame written: {px:?}");
             assert!(src.describe().contains("0 restarts"), "{}", src.describe());
             assert!(src.frames.dropped() >= 1, "{program}: frames 2 and 3 were never taken: {}", src.describe());
         }
@@ -370,13 +370,19 @@ mod tests {
         }
     }
 
+    /// A grey (equal channels) within one level of `level`: the fixed-point conversion's
+    /// rounding, which differs between its code paths (Cortex-A76 and x86 disagree on 128.04).
+    fn grey_within_a_level(px: [u8; 3], level: u8) -> bool {
+        px.iter().all(|c| c.abs_diff(level) <= 1) && px[0] == px[1] && px[1] == px[2]
+    }
+
     #[test]
     fn black_and_mid_grey_convert_as_bt601() {
         let mut img = RgbImage::new(2, 2);
         i420_to_rgb(&[16, 126, 16, 126, 128, 128], &mut img).unwrap();
         assert_eq!(img.get_pixel(0, 1).0, [0, 0, 0]);
         // (126 − 16) · 1.164 = 128.04: a grey, within a level (the fixed-point paths differ by core).
-        let grey = img.get_pixel(1, 1).0;
-        assert!(grey.iter().all(|c| c.abs_diff(128) <= 1) && grey[0] == grey[1] && grey[1] == grey[2], "{grey:?}");
+        let px = img.get_pixel(1, 1).0;
+        assert!(grey_within_a_level(px, 128), "{px:?}");
     }
 }

@@ -115,6 +115,8 @@ pub fn lfw_open_set(lfw_root: &Path, onnx: &Path, entry: &EmbedderEntry, faces: 
     }
     let faces = faces.as_ref();
     let mut by_seed: HashMap<Option<u64>, HashMap<PathBuf, Vec<f32>>> = HashMap::new();
+    // The curves' legend names the model by its file.
+    let label = onnx.file_name().map_or_else(|| onnx.display().to_string(), |n| n.to_string_lossy().into_owned());
     let mut reports = Vec::new();
     for masking in protocols {
         let (enrol_seed, probe_seed) = match *masking {
@@ -128,7 +130,6 @@ pub fn lfw_open_set(lfw_root: &Path, onnx: &Path, entry: &EmbedderEntry, faces: 
             }
         }
         let sides = Sides { enrol: &by_seed[&enrol_seed], probe: &by_seed[&probe_seed] };
-        let label = onnx.file_name().map_or_else(|| onnx.display().to_string(), |n| n.to_string_lossy().into_owned());
         let curves = curves.filter(|_| *masking == Masking::None).map(|dir| (dir, label.as_str()));
         reports.push(split.report(&sides, *masking, curves)?);
     }
