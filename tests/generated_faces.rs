@@ -59,3 +59,41 @@ fn rejected_verify_attempts_lead_to_a_lockout() {
         }
     }
 }
+
+/// What `faceunlock embed` does with one image file: decode, then the pipeline.
+fn embed_file(u: &mut faceunlock::app::Unlocker, path: &std::path::Path) -> String {
+    use faceunlock::pipeline::{FaceOutcome, StageCosts};
+    let frame = image::open(path).unwrap().to_rgb8();
+    match u.pipeline.process(&frame, &mut StageCosts::default()).unwrap() {
+        FaceOutcome::Embedded { embedding, .. } => format!("embedded ({} values)", embedding.len()),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A small grey photo as the classic face sets have them (92×112, the head filling it) and a
+/// night-dark photo (gamma 2.5 and sensor noise, `faceunlock_data::low_light`): each yields
+/// an embedding, as `faceunlock embed` gives it.
+#[test]
+fn a_small_grey_close_up_and_a_dark_photo_are_embedded() {
+    use rand::SeedableRng;
+    let dir = tempfile::tempdir().unwrap();
+    let mut u = faceunlock_e2e::unlocker(&dir.path().join("state")).unwrap();
+    let g = faceunlock_data::synth::Generator::new(7);
+    let rendered = g.render(&g.identity(5), &faceunlock_data::synth::View::frontal());
+    // The head and a little hair, at the 92:112 shape: the face box grown by a fifth.
+    let [x, y, w, h] = rendered.face_box;
+    let (cw, ch) = (1.2 * w.max(h * 92.0 / 112.0), 1.2 * h.max(w * 112.0 / 92.0));
+    let (cx, cy) = ((x + (w - cw) / 2.0).max(0.0) as u32, (y + (h - ch) / 2.0).max(0.0) as u32);
+    let head = image::imageops::crop_imm(&rendered.image, cx, cy, cw as u32, ch as u32).to_image();
+    let grey = image::DynamicImage::ImageRgb8(image::imageops::resize(&head, 92, 112, image::imageops::FilterType::Triangle)).to_luma8();
+    let grey_path = dir.path().join("grey-92x112.png");
+    grey.save(&grey_path).unwrap();
+    let mut dark = rendered.image.clone();
+    faceunlock_data::low_light::Darkening::NIGHT.apply(&mut dark, &mut rand_chacha::ChaCha8Rng::seed_from_u64(5));
+    let dark_path = dir.path().join("dark.png");
+    dark.save(&dark_path).unwrap();
+    for path in [grey_path, dark_path] {
+        let outcome = embed_file(&mut u, &path);
+        assert!(outcome.starts_with("embedded"), "{}: {outcome}", path.display());
+    }
+}

@@ -4,6 +4,7 @@
 use crate::config::{Config, TargetFar};
 use crate::decision::{FrameVote, Lockout, Voter, best_match};
 use crate::detect::{FaceDetector, YuNet};
+use crate::pad_retry::PadRetry;
 use crate::refine::{LandmarkRefiner, Refined};
 use crate::embed::{Embedder, cosine};
 use crate::frame::{FrameError, FrameSource};
@@ -50,13 +51,14 @@ pub fn load_detector(cfg: &Config, manifest: &Manifest, manifest_path: &Path, ex
         ),
     };
     det.score_threshold = cfg.detector.score_threshold;
-    Ok(match (explicit, &manifest.refiner) {
+    let det: Box<dyn FaceDetector + Send> = match (explicit, &manifest.refiner) {
         (None, Some(entry)) => {
             let refiner = LandmarkRefiner::from_manifest(models_dir, entry).with_context(|| format!("loading the landmark refiner listed in {}", manifest_path.display()))?;
             Box::new(Refined::new(det, refiner))
         }
         _ => Box::new(det),
-    })
+    };
+    Ok(if cfg.detector.pad_retry { Box::new(PadRetry::new(det, cfg.detector.min_face_px)) } else { det })
 }
 
 impl Unlocker {

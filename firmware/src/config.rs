@@ -173,11 +173,20 @@ pub struct DetectorConfig {
     pub score_threshold: f32,
     /// Faces whose box is narrower than this (frame pixels) are ignored.
     pub min_face_px: f32,
+    /// Look again at a frame without a face, padded by a quarter of its size on each side
+    /// ([`crate::pad_retry`]): finds faces that fill the frame; costs a second detection on
+    /// frames without a face.
+    #[serde(default = "retry_padded")]
+    pub pad_retry: bool,
+}
+
+fn retry_padded() -> bool {
+    true
 }
 
 impl Default for DetectorConfig {
     fn default() -> Self {
-        Self { input_size: [320, 256], score_threshold: 0.6, min_face_px: 48.0 }
+        Self { input_size: [320, 256], score_threshold: 0.6, min_face_px: 48.0, pad_retry: retry_padded() }
     }
 }
 

@@ -51,6 +51,12 @@ pub trait FaceDetector {
     fn detect(&mut self, frame: &RgbImage) -> Result<&[Detection], DetectError>;
 }
 
+impl<D: FaceDetector + ?Sized> FaceDetector for Box<D> {
+    fn detect(&mut self, frame: &RgbImage) -> Result<&[Detection], DetectError> {
+        (**self).detect(frame)
+    }
+}
+
 pub struct YuNet {
     /// The optimised plan's run state, kept across frames (its buffers are reused).
     state: TypedSimpleState,

@@ -1,6 +1,6 @@
 //! faceunlock firmware: camera → detect → align → embed → match → unlock.
 //!
-//! The library holds every stage ([`frame`], [`detect`], [`refine`], [`embed`], [`pipeline`],
+//! The library holds every stage ([`frame`], [`detect`], [`refine`], [`pad_retry`], [`embed`], [`pipeline`],
 //! [`templates`], [`decision`], [`relay`]), the sealed [`state`] directory, and their wiring
 //! ([`app::Unlocker`]); the `faceunlock` binary is a thin CLI over it. Board numbers live in TOML ([`config`]), never in code.
 //!
@@ -31,6 +31,7 @@ pub mod liveness;
 pub mod newest;
 pub mod parsers;
 pub mod piped;
+pub mod pad_retry;
 pub mod pipeline;
 pub mod quality;
 pub mod refine;

@@ -8,8 +8,11 @@ use faceunlock_data::lfw::Lfw;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
-use trainer::detector::data::{LabelledFace, LabelledImage, Source, load_labels, load_sources, save_labels, synth_labels};
-use trainer::detector::eval::{DetectorScore, generated_sources, score};
+use trainer::detector::data::{Augment, LabelledFace, LabelledImage, Source, load_labels, load_sources, save_labels, synth_labels};
+use trainer::detector::eval::{DetectorScore, generated_sources, generated_turned, score};
+use faceunlock_data::low_light::Darkening;
+use trainer::detector::hard_sets::{crop_sources, darkened, template_box};
+use faceunlock_core::geometry::CropSpec;
 use trainer::landmarks::DetectorFiles;
 use trainer::refiner::export::refiner_file;
 use trainer::refiner::model::RefinerConfig;
@@ -21,6 +24,8 @@ use trainer::sources::{TEST_FOLDS, TRAIN_FOLDS};
 const LABELS: &str = "cache/lfw-faces.jsonl";
 /// Every LFW photo is 250×250: a 256×256 input sees it unscaled.
 const LFW_INPUT: [u32; 2] = [256, 256];
+/// The head turn (degrees, either side) of the evaluation's profile row.
+const PROFILE_YAW: [f32; 2] = [60.0, 90.0];
 
 #[derive(Args)]
 pub struct LabelArgs {
@@ -75,6 +80,10 @@ pub struct StepRunArgs {
     /// Generated sets (ground-truth faces).
     #[arg(long)]
     synth: Vec<PathBuf>,
+    /// `faces-extra`: its people that are not held out join the training images as aligned
+    /// crops with a replicated border (faces that fill the frame).
+    #[arg(long)]
+    extra: Option<PathBuf>,
     /// Wall-clock budget: the schedule is shortened to fit it.
     #[arg(long)]
     max_minutes: Option<f64>,
@@ -106,6 +115,13 @@ pub struct TrainDetectorArgs {
     /// ones: a second schedule, e.g. at a lower --lr.
     #[arg(long)]
     init_from: Option<PathBuf>,
+    /// Share of training inputs darkened as night frames (gamma 1.5-3, sensor noise, half lit
+    /// from one side).
+    #[arg(long, default_value_t = 0.0)]
+    low_light: f64,
+    /// Share of training inputs made grey (monochrome or infrared cameras).
+    #[arg(long, default_value_t = 0.0)]
+    grey: f64,
     /// Run this detector (YuNet's contract, e.g. ../shared/models/yunet.onnx) on every input made
     /// from an LFW photo and learn its outputs at every cell, instead of targets built from its
     /// detections (`docs/detector.md` run 6); generated images keep their ground truth.
@@ -120,11 +136,25 @@ fn split_by_person(images: Vec<LabelledImage>, person: impl Fn(&LabelledImage) -
     images.into_iter().partition(|l| !fnv(&person(l)).is_multiple_of(20))
 }
 
+/// The replicated border given to a `faces-extra` crop for training, a fraction of its size on
+/// each side: the face can be placed small in the input with real-looking surroundings.
+const EXTRA_PAD: f32 = 0.5;
+
 /// The training and validation images of the detector and the refiner, decoded: LFW folds 1-5
-/// with the teacher's faces (≥ `min_score`) and the generated sets with their ground truth.
+/// with the teacher's faces (≥ `min_score`), the generated sets with their ground truth, and
+/// the trainable `faces-extra` crops (training only) when asked for.
 fn training_sources(a: &StepRunArgs, min_score: f32) -> Result<(Vec<Source>, Vec<Source>)> {
     let started = Instant::now();
-    let mut sets = decoded_split(lfw_labels(&a.lfw, &a.labels, &TRAIN_FOLDS)?, min_score, true);
+    let lfw = lfw_labels(&a.lfw, &a.labels, &TRAIN_FOLDS)?;
+    let mut extra = Vec::new();
+    if let Some(dir) = &a.extra {
+        let spec = CropSpec::default();
+        let face_box = template_box(&lfw, &spec).context("no teacher face in LFW folds 1-5 to place the box of an aligned crop")?;
+        let images: Vec<PathBuf> = trainer::kd::data::extra_trainable(dir)?.into_iter().map(|r| r.image).collect();
+        extra = crop_sources(&images.iter().map(PathBuf::as_path).collect::<Vec<_>>(), &spec, face_box, 1, EXTRA_PAD)?;
+    }
+    let mut sets = decoded_split(lfw, min_score, true);
+    sets.0.extend(extra);
     for dir in &a.synth {
         let (train, val) = decoded_split(synth_labels(dir).with_context(|| format!("loading generated set {}", dir.display()))?, min_score, false);
         sets.0.extend(train);
@@ -166,7 +196,13 @@ pub fn train_detector(a: TrainDetectorArgs) -> Result<()> {
         .with_time_budget_minutes(a.run.max_minutes)
         .with_seed(a.run.seed)
         .with_init_from(a.init_from.as_ref().map(|p| p.display().to_string()))
-        .with_dense_teacher(a.dense_teacher.as_ref().map(|p| p.display().to_string()));
+        .with_dense_teacher(a.dense_teacher.as_ref().map(|p| p.display().to_string()))
+        .with_augment(Augment { low_light: a.low_light, grey: a.grey, ..Augment::default() });
+    for (flag, share) in [("--low-light", a.low_light), ("--grey", a.grey)] {
+        if !(0.0..=1.0).contains(&share) {
+            bail!("{flag} {share}: expected a share between 0 and 1");
+        }
+    }
     let (train_set, val_set) = training_sources(&a.run, cfg.min_teacher_score)?;
     print_done(&train::<TrainBackend>(&cfg, &train_set, &val_set, &a.run.out, &Default::default())?);
     Ok(())
@@ -272,6 +308,14 @@ pub struct EvalDetectorArgs {
     generated_people: u32,
     #[arg(long, default_value_t = 2000)]
     generated_seed: u64,
+    /// `faces-extra`: the aligned crops of its held-out people (never trained on) are scored as
+    /// frames, as they are and enlarged 2×: faces that fill the frame. Skipped when absent.
+    #[arg(long, default_value_os_t = shared("data/faces-extra"))]
+    extra: PathBuf,
+    /// Score the detector alone, without the firmware's retry of frames without a face on the
+    /// frame padded by a quarter of its size on each side.
+    #[arg(long)]
+    no_pad_retry: bool,
     /// A landmark refiner (`export-refiner`) to follow the detector with.
     #[arg(long)]
     refiner: Option<PathBuf>,
@@ -321,19 +365,57 @@ pub fn eval_detector(a: EvalDetectorArgs) -> Result<()> {
     if a.manifest.is_some() && lfw_input != LFW_INPUT {
         bail!("--manifest with --input {lfw_input:?}: the manifest records the score at the LFW input {LFW_INPUT:?}");
     }
-    let lfw = load_sources(&lfw_labels(&a.lfw, &a.labels, &a.folds)?, a.teacher_threshold, true);
     let refiner = a.refiner.as_deref().map(|p| refiner_file(p, a.passes)).transpose()?;
     let entry = refiner.as_ref().map(|r| r.entry.clone());
-    let detector = DetectorFiles::open(&a.model, refiner)?;
-    let lfw_score = score(&detector, lfw_input, a.threshold, &lfw)?;
-    print_score(&format!("LFW folds {:?} vs the teacher", a.folds), &lfw_score);
-    let generated = generated_sources(a.generated_seed, 0, a.generated_people, 4);
-    let gen_score = score(&detector, device_input(), a.threshold, &generated)?;
-    if !generated.is_empty() {
-        print_score("generated faces vs ground truth", &gen_score);
-        if a.teacher.exists() {
-            print_score("  the teacher on the same generated faces", &score(&DetectorFiles::open(&a.teacher, None)?, device_input(), 0.6, &generated)?);
+    let with_retry = |files: DetectorFiles| if a.no_pad_retry { files } else { files.with_pad_retry(faceunlock::config::DetectorConfig::default().min_face_px) };
+    let detector = with_retry(DetectorFiles::open(&a.model, refiner)?);
+    let teacher = a.teacher.exists().then(|| DetectorFiles::open(&a.teacher, None).map(with_retry)).transpose()?;
+    println!("pad retry of frames without a face: {}", if a.no_pad_retry { "off" } else { "on (the firmware's default)" });
+    let mut rows = Vec::new();
+    let mut row = |what: String, sources: &[Source], size: [u32; 2], with_teacher: bool| -> Result<DetectorScore> {
+        let ours = score(&detector, size, a.threshold, sources)?;
+        print_score(&what, &ours);
+        let theirs = match &teacher {
+            Some(t) if with_teacher => Some(score(t, size, a.teacher_threshold, sources)?),
+            _ => None,
+        };
+        if let Some(t) = &theirs {
+            print_score("  the teacher on the same images", t);
         }
+        rows.push((what, ours.clone(), theirs));
+        Ok(ours)
+    };
+    let lfw = load_sources(&lfw_labels(&a.lfw, &a.labels, &a.folds)?, a.teacher_threshold, true);
+    let lfw_score = row(format!("LFW folds {:?} vs the teacher", a.folds), &lfw, lfw_input, false)?;
+    let night = Darkening::NIGHT;
+    row(format!("the same photos darkened (gamma {}, noise σ {} levels)", night.gamma, night.noise), &darkened(&lfw, night, 27), lfw_input, true)?;
+    drop(lfw);
+    if a.extra.exists() {
+        let spec = CropSpec::default();
+        let calibration = lfw_labels(&a.lfw, &a.labels, &TRAIN_FOLDS)?;
+        let face_box = template_box(&calibration, &spec).context("no teacher face in LFW folds 1-5 to place the box of an aligned crop")?;
+        println!("the teacher's box on the {}-px template (median over LFW folds 1-5): {face_box:.1?}", spec.size);
+        let held: Vec<PathBuf> = trainer::kd::data::extra_holdout(&a.extra)?.into_iter().map(|r| r.image).collect();
+        let paths: Vec<&std::path::Path> = held.iter().map(PathBuf::as_path).collect();
+        for zoom in [1, 2] {
+            let crops = crop_sources(&paths, &spec, face_box, zoom, 0.0)?;
+            row(format!("{} held-out faces-extra crops as {s}×{s} frames", crops.len(), s = spec.size * zoom), &crops, device_input(), true)?;
+        }
+    } else {
+        println!("SKIPPED tight crops: {} not found", a.extra.display());
+    }
+    let generated = generated_sources(a.generated_seed, 0, a.generated_people, 4);
+    let mut gen_score = DetectorScore::default();
+    if !generated.is_empty() {
+        gen_score = row("generated faces vs ground truth".into(), &generated, device_input(), true)?;
+        let turned = generated_turned(a.generated_seed, 0, a.generated_people, 4, PROFILE_YAW);
+        row(format!("generated heads at |yaw| {}-{}° vs ground truth", PROFILE_YAW[0], PROFILE_YAW[1]), &turned, device_input(), true)?;
+    }
+    println!("\n| | images | recall of the named/only face | NME mean / median | teacher: recall | NME mean / median |\n|---|---|---|---|---|---|");
+    for (what, ours, theirs) in &rows {
+        let named = |s: &DetectorScore| s.subsets.first().map(|n| format!("{:.2} % | {:.1} % / {:.1} %", 100.0 * n.recall, 100.0 * n.mean_nme, 100.0 * n.median_nme));
+        let theirs = theirs.as_ref().and_then(named).unwrap_or_else(|| "(the reference) | ".into());
+        println!("| {what} | {} | {} | {theirs} |", ours.images, named(ours).unwrap_or_default());
     }
     if let Some(path) = &a.manifest {
         use faceunlock_core::contract::{DetectorEntry, Manifest, RefinerEntry, TensorSpec, sha256_file};
@@ -344,6 +426,15 @@ pub fn eval_detector(a: EvalDetectorArgs) -> Result<()> {
         for (key, s) in [("lfw_test_folds_vs_teacher", &lfw_score), ("generated_vs_ground_truth", &gen_score)] {
             metrics.insert(key.into(), toml::Value::try_from(s)?);
         }
+        let mut hard_rows = Vec::new();
+        for (what, ours, _) in &rows {
+            let mut t = toml::Table::new();
+            t.insert("what".into(), toml::Value::String(what.clone()));
+            t.insert("score".into(), toml::Value::try_from(ours)?);
+            hard_rows.push(toml::Value::Table(t));
+        }
+        metrics.insert("rows".into(), toml::Value::Array(hard_rows));
+        metrics.insert("pad_retry".into(), toml::Value::Boolean(!a.no_pad_retry));
         metrics.insert("score_threshold".into(), toml::Value::Float(a.threshold as f64));
         prov.insert("metrics".into(), toml::Value::Table(metrics));
         if let Some(entry) = entry {

@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use faceunlock::detect::{Detection, FaceDetector, YuNet};
+use faceunlock::pad_retry::PadRetry;
 use faceunlock::refine::{LandmarkRefiner, Refined};
 use faceunlock_core::contract::RefinerEntry;
 use faceunlock_core::geometry::Landmarks5;
@@ -40,6 +41,8 @@ pub struct DetectorFiles {
     path: PathBuf,
     bytes: Vec<u8>,
     refiner: Option<(RefinerFile, Vec<u8>)>,
+    /// Retry images without a face this wide, padded, as the firmware does ([`PadRetry`]).
+    pad_retry: Option<f32>,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -55,16 +58,26 @@ impl DetectorFiles {
             }
             None => None,
         };
-        Ok(Self { path: path.into(), bytes: read(path)?, refiner })
+        Ok(Self { path: path.into(), bytes: read(path)?, refiner, pad_retry: None })
+    }
+
+    /// Retry each image without a face at least `min_face_px` wide once, padded by a quarter
+    /// of its size on each side, as the firmware does.
+    pub fn with_pad_retry(self, min_face_px: f32) -> Self {
+        Self { pad_retry: Some(min_face_px), ..self }
     }
 
     /// A detector for input `size` keeping faces of at least `score_threshold`.
     pub fn load(&self, size: [u32; 2], score_threshold: f32) -> Result<Box<dyn FaceDetector>> {
         let mut yunet = YuNet::from_bytes(&self.path, &self.bytes, size)?;
         yunet.score_threshold = score_threshold;
-        Ok(match &self.refiner {
+        let det: Box<dyn FaceDetector> = match &self.refiner {
             Some((r, bytes)) => Box::new(Refined::new(yunet, LandmarkRefiner::from_bytes(&r.path, bytes, &r.entry)?)),
             None => Box::new(yunet),
+        };
+        Ok(match self.pad_retry {
+            Some(min_face_px) => Box::new(PadRetry::new(det, min_face_px)),
+            None => det,
         })
     }
 }

@@ -5,7 +5,8 @@
 //!   and 5 landmarks, and a writer for its on-disk layout;
 //! * loaders yielding one item type ([`sample::FaceSample`]) for that layout ([`synth_set`]),
 //!   LFW with its folds and pairs ([`lfw`]) and LFW Part Labels ([`lfw_parts`]);
-//! * synthetic face masks drawn onto real photos from their landmarks ([`masks`]);
+//! * synthetic face masks drawn onto real photos from their landmarks ([`masks`]), and photos
+//!   darkened as a night frame is ([`low_light`]);
 //! * contact sheets and class-frequency tables ([`sheet`]).
 //!
 //! ```
@@ -23,6 +24,7 @@ pub mod classes;
 pub mod error;
 pub mod lfw;
 pub mod lfw_parts;
+pub mod low_light;
 pub mod masks;
 pub mod packed;
 pub mod sample;

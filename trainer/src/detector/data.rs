@@ -10,6 +10,7 @@ use burn::tensor::TensorData;
 use faceunlock_core::align::warp_into;
 use faceunlock_core::geometry::{Landmarks5, Similarity};
 use faceunlock_core::grid::GridFace;
+use faceunlock_data::low_light::{Darkening, light_from_side};
 use image::RgbImage;
 use rand::Rng;
 use rayon::prelude::*;
@@ -92,11 +93,34 @@ pub struct Augment {
     pub colour: [f32; 3],
     /// Share of samples placed at random, whatever the faces (mostly background).
     pub random_crop: f64,
+    /// Share of samples darkened as a night frame ([`low_light_sample`]); 0 in runs before it.
+    #[serde(default)]
+    pub low_light: f64,
+    /// Share of samples made grey, as a monochrome or infrared camera sees; 0 in runs before it.
+    #[serde(default)]
+    pub grey: f64,
 }
 
 impl Default for Augment {
     fn default() -> Self {
-        Self { face_px: [16.0, 160.0], max_zoom: 1.6, max_degrees: 20.0, colour: [0.3, 0.3, 0.3], random_crop: 0.1 }
+        Self { face_px: [16.0, 160.0], max_zoom: 1.6, max_degrees: 20.0, colour: [0.3, 0.3, 0.3], random_crop: 0.1, low_light: 0.0, grey: 0.0 }
+    }
+}
+
+/// A night frame at random: gamma 1.5-3 with noise σ 0-6 levels ([`Darkening`]), half of them
+/// also lit from one side (far side at 20-80 % of the near side's light).
+fn low_light_sample<R: Rng>(image: &mut RgbImage, rng: &mut R) {
+    if rng.random_bool(0.5) {
+        light_from_side(image, rng.random_range(0.0..360.0), rng.random_range(0.2..0.8));
+    }
+    Darkening { gamma: rng.random_range(1.5..3.0), noise: rng.random_range(0.0..6.0) }.apply(image, rng);
+}
+
+/// `image` in grey (Rec. 601 luma in every channel).
+fn make_grey(image: &mut RgbImage) {
+    for px in image.pixels_mut() {
+        let [r, g, b] = px.0.map(|v| v as f32);
+        px.0 = [(0.299 * r + 0.587 * g + 0.114 * b).round() as u8; 3];
     }
 }
 
@@ -145,6 +169,12 @@ pub fn sample<R: Rng>(src: &Source, size: [usize; 2], aug: &Augment, teacher: Op
         }
     }
     crate::data::jitter_colour(&mut canvas, aug.colour, rng);
+    if rng.random_bool(aug.low_light) {
+        low_light_sample(&mut canvas, rng);
+    }
+    if rng.random_bool(aug.grey) {
+        make_grey(&mut canvas);
+    }
     let plane = size[0] * size[1];
     let mut pixels = vec![0.0f32; 3 * plane];
     for (i, px) in canvas.as_raw().chunks_exact(3).enumerate() {
@@ -202,6 +232,28 @@ mod tests {
     use super::*;
     use faceunlock_core::grid::{STRIDES, decode};
     use rand::SeedableRng;
+
+    #[test]
+    fn an_augmentation_saved_before_low_light_and_grey_loads_with_neither() {
+        let old = r#"{"face_px":[16.0,160.0],"max_zoom":1.6,"max_degrees":20.0,"colour":[0.3,0.3,0.3],"random_crop":0.1}"#;
+        let a: Augment = serde_json::from_str(old).unwrap();
+        assert_eq!((a.low_light, a.grey), (0.0, 0.0));
+    }
+
+    #[test]
+    fn night_and_grey_samples_are_darker_and_grey() {
+        let image = RgbImage::from_fn(160, 160, |x, y| image::Rgb([(x + y) as u8, 200, 90]));
+        let src = Source { image, faces: vec![], teacher_labelled: false };
+        let plain = Augment { colour: [0.0; 3], ..Augment::default() };
+        let mean = |aug: &Augment| {
+            let (px, _) = sample(&src, [64, 64], aug, None, &mut rand_chacha::ChaCha8Rng::seed_from_u64(3));
+            px.iter().sum::<f32>() / px.len() as f32
+        };
+        assert!(mean(&Augment { low_light: 1.0, ..plain }) < 0.8 * mean(&plain));
+        let (px, _) = sample(&src, [64, 64], &Augment { grey: 1.0, ..plain }, None, &mut rand_chacha::ChaCha8Rng::seed_from_u64(3));
+        let plane = 64 * 64;
+        assert!((0..plane).all(|i| px[i] == px[plane + i] && px[i] == px[2 * plane + i]));
+    }
 
     /// A black image with a white blob at the "left eye": after any augmentation, the eye
     /// decoded from the targets of every positive cell lands on the blob in the warped input.

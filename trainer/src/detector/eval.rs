@@ -8,6 +8,7 @@ use anyhow::Result;
 use crate::landmarks::DetectorFiles;
 use faceunlock::detect::{FaceDetector, iou};
 use faceunlock_core::geometry::Landmarks5;
+use rand::Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -166,14 +167,31 @@ fn summarize(results: Vec<ImageResult>) -> DetectorScore {
 /// Generated views of people `first..first + people` (views drawn at random from the seed), with
 /// the generator's ground truth: a set no detector was trained on when the seed is new.
 pub fn generated_sources(seed: u64, first: u32, people: u32, views: u32) -> Vec<Source> {
+    generated_with(seed, first, people, views, |view, _| view)
+}
+
+/// As [`generated_sources`], each view's head turned to |yaw| in `yaw` degrees (either side,
+/// drawn from the seed); everything else about the views is as drawn.
+pub fn generated_turned(seed: u64, first: u32, people: u32, views: u32, yaw: [f32; 2]) -> Vec<Source> {
+    generated_with(seed, first, people, views, |view, rng| {
+        let magnitude = rng.random_range(yaw[0]..=yaw[1]);
+        faceunlock_data::synth::View { yaw: if rng.random_bool(0.5) { magnitude } else { -magnitude }, ..view }
+    })
+}
+
+fn generated_with(seed: u64, first: u32, people: u32, views: u32, adjust: impl Fn(faceunlock_data::synth::View, &mut rand_chacha::ChaCha8Rng) -> faceunlock_data::synth::View + Sync) -> Vec<Source> {
     use faceunlock_data::synth::Generator;
+    use rand::SeedableRng;
     let g = Generator::new(seed);
+    let adjust = &adjust;
     (first..first + people)
         .into_par_iter()
         .flat_map_iter(|p| {
             let id = g.identity(p);
+            let g = &g;
             (0..views).map(move |v| {
-                let r = g.render(&id, &g.view(p, v));
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ ((p as u64) << 32 | v as u64));
+                let r = g.render(&id, &adjust(g.view(p, v), &mut rng));
                 Source { image: r.image, faces: vec![faceunlock_core::grid::GridFace { face_box: r.face_box, landmarks: r.landmarks }], teacher_labelled: false }
             })
         })

@@ -6,6 +6,7 @@
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod hard_sets;
 pub mod model;
 pub mod targets;
 pub mod teacher;

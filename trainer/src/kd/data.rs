@@ -167,9 +167,19 @@ fn extra_sample(dir: &Path, set: &Templates, row: usize, identity: u32) -> Sampl
 /// The held-out `faces-extra` people's faces (identities numbered densely among them): real
 /// people no distilled student trained on, to calibrate thresholds with.
 pub fn extra_holdout(dir: &Path) -> Result<Vec<SampleRef>> {
+    extra_faces(dir, true)
+}
+
+/// The faces of the `faces-extra` people that are not held out (identities numbered densely
+/// among them): what the detector may train on.
+pub fn extra_trainable(dir: &Path) -> Result<Vec<SampleRef>> {
+    extra_faces(dir, false)
+}
+
+fn extra_faces(dir: &Path, held_out: bool) -> Result<Vec<SampleRef>> {
     let set = Templates::open(dir)?;
-    let held: Vec<Vec<usize>> = extra_people(&set, dir)?.into_iter().enumerate().filter(|(k, _)| is_held_out(*k)).map(|(_, rows)| rows).collect();
-    Ok(held.into_iter().enumerate().flat_map(|(id, rows)| rows.into_iter().map(move |row| (id, row))).map(|(id, row)| extra_sample(dir, &set, row, id as u32)).collect())
+    let people: Vec<Vec<usize>> = extra_people(&set, dir)?.into_iter().enumerate().filter(|(k, _)| is_held_out(*k) == held_out).map(|(_, rows)| rows).collect();
+    Ok(people.into_iter().enumerate().flat_map(|(id, rows)| rows.into_iter().map(move |row| (id, row))).map(|(id, row)| extra_sample(dir, &set, row, id as u32)).collect())
 }
 
 /// `path` relative to `root`, with `/` separators (an index line).
