@@ -11,6 +11,9 @@ use faceunlock_core::contract::{EmbedderEntry, Manifest};
 use std::path::Path;
 use std::sync::OnceLock;
 
+/// A parser's entry for the corpus replay. The fuzz targets call the entry functions directly: a
+/// target reached through this table would link every parser, tract included, and libFuzzer would
+/// scan tract's coverage counters after each input of even the smallest parser.
 pub struct Parser {
     pub name: &'static str,
     pub run: fn(&[u8]),
@@ -29,11 +32,6 @@ pub const PARSERS: [Parser; 7] = [
     Parser { name: "image", run: image, seed_paths: &["firmware/tests/golden/crop.png", "firmware/tests/golden/frame.png"], made_seeds: image_seeds },
     Parser { name: "onnx_model", run: onnx_model, seed_paths: &["models/detector.onnx"], made_seeds: Vec::new },
 ];
-
-/// The parser a fuzz target of this name drives.
-pub fn parser(name: &str) -> &'static Parser {
-    PARSERS.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no parser named `{name}`"))
-}
 
 impl Parser {
     /// Its seeds: the files under `seed_paths` (relative to `repo`) and the ones made in code.
@@ -58,37 +56,43 @@ fn fuzz_sealer() -> &'static Sealer {
     SEALER.get_or_init(|| sealed::fixed_sealer(0x5e, "fuzz-device"))
 }
 
-fn sealed_state(data: &[u8]) {
+/// A sealed state file, opened as both kinds, and its key fingerprint.
+pub fn sealed_state(data: &[u8]) {
     for kind in [Kind::Templates, Kind::Lockout] {
         let _ = fuzz_sealer().open(Path::new(PATH), kind, data);
     }
     let _ = sealed::key_fingerprint(data);
 }
 
-fn template_store(data: &[u8]) {
+/// `templates.v1` (header, length, CRC) and the templates JSON inside it or alone.
+pub fn template_store(data: &[u8]) {
     if let Ok(body) = templates::decode_v1(Path::new(PATH), data) {
         let _ = templates::decode_templates(&body);
     }
     let _ = templates::decode_templates(data);
 }
 
-fn lockout_state(data: &[u8]) {
+/// The lockout JSON.
+pub fn lockout_state(data: &[u8]) {
     let _ = state::decode_lockout(data);
 }
 
-fn board_config(data: &[u8]) {
+/// A board TOML with its validation.
+pub fn board_config(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = Config::from_toml(text);
     }
 }
 
-fn model_manifest(data: &[u8]) {
+/// A model manifest TOML.
+pub fn model_manifest(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = Manifest::from_toml(Path::new(PATH), text);
     }
 }
 
-fn image(data: &[u8]) {
+/// A JPEG or PNG enrol/verify source, with its size limits.
+pub fn image(data: &[u8]) {
     let _ = frame::decode_image(Path::new(PATH), data);
 }
 
@@ -101,7 +105,8 @@ fn embedder_contract() -> &'static EmbedderEntry {
     })
 }
 
-fn onnx_model(data: &[u8]) {
+/// An ONNX file loaded as the embedder (against the shipped contract) and as the detector.
+pub fn onnx_model(data: &[u8]) {
     let _ = Embedder::from_bytes(Path::new(PATH), data, embedder_contract());
     let _ = detect::YuNet::from_bytes(Path::new(PATH), data, [160, 128]);
 }

@@ -8,5 +8,5 @@ libfuzzer_sys::fuzz_target!(
     init: {
         let _ = std::panic::take_hook();
     },
-    |data: &[u8]| (faceunlock::parsers::parser("onnx_model").run)(data)
+    |data: &[u8]| faceunlock::parsers::onnx_model(data)
 );
