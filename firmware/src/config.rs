@@ -173,9 +173,9 @@ pub struct DetectorConfig {
     pub score_threshold: f32,
     /// Faces whose box is narrower than this (frame pixels) are ignored.
     pub min_face_px: f32,
-    /// Look again at a frame without a face, padded by a quarter of its size on each side
-    /// ([`crate::pad_retry`]): finds faces that fill the frame; costs a second detection on
-    /// frames without a face.
+    /// Look again at a frame without a face, or with a face wider than 0.4 of its shorter side,
+    /// padded by a quarter of its size on each side ([`crate::pad_retry`]): finds faces that
+    /// fill the frame; costs a second detection on such frames.
     #[serde(default = "retry_padded")]
     pub pad_retry: bool,
 }

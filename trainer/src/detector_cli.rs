@@ -316,6 +316,10 @@ pub struct EvalDetectorArgs {
     /// frame padded by a quarter of its size on each side.
     #[arg(long)]
     no_pad_retry: bool,
+    /// The retry also looks again at frames with a face wider than this share of the frame's
+    /// shorter side (default: the firmware's; above 1, never).
+    #[arg(long, default_value_t = faceunlock::pad_retry::LARGE_FACE_FRACTION)]
+    large_face_fraction: f32,
     /// A landmark refiner (`export-refiner`) to follow the detector with.
     #[arg(long)]
     refiner: Option<PathBuf>,
@@ -367,10 +371,13 @@ pub fn eval_detector(a: EvalDetectorArgs) -> Result<()> {
     }
     let refiner = a.refiner.as_deref().map(|p| refiner_file(p, a.passes)).transpose()?;
     let entry = refiner.as_ref().map(|r| r.entry.clone());
-    let with_retry = |files: DetectorFiles| if a.no_pad_retry { files } else { files.with_pad_retry(faceunlock::config::DetectorConfig::default().min_face_px) };
+    let with_retry = |files: DetectorFiles| if a.no_pad_retry { files } else { files.with_pad_retry(faceunlock::config::DetectorConfig::default().min_face_px, a.large_face_fraction) };
     let detector = with_retry(DetectorFiles::open(&a.model, refiner)?);
     let teacher = a.teacher.exists().then(|| DetectorFiles::open(&a.teacher, None).map(with_retry)).transpose()?;
-    println!("pad retry of frames without a face: {}", if a.no_pad_retry { "off" } else { "on (the firmware's default)" });
+    match a.no_pad_retry {
+        true => println!("pad retry: off"),
+        false => println!("pad retry of frames without a face or with one wider than {} of the frame's shorter side: on", a.large_face_fraction),
+    }
     let mut rows = Vec::new();
     let mut row = |what: String, sources: &[Source], size: [u32; 2], with_teacher: bool| -> Result<DetectorScore> {
         let ours = score(&detector, size, a.threshold, sources)?;

@@ -41,8 +41,8 @@ pub struct DetectorFiles {
     path: PathBuf,
     bytes: Vec<u8>,
     refiner: Option<(RefinerFile, Vec<u8>)>,
-    /// Retry images without a face this wide, padded, as the firmware does ([`PadRetry`]).
-    pad_retry: Option<f32>,
+    /// Retry images as the firmware does ([`PadRetry`]): `(min_face_px, large_face_fraction)`.
+    pad_retry: Option<(f32, f32)>,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -61,10 +61,11 @@ impl DetectorFiles {
         Ok(Self { path: path.into(), bytes: read(path)?, refiner, pad_retry: None })
     }
 
-    /// Retry each image without a face at least `min_face_px` wide once, padded by a quarter
-    /// of its size on each side, as the firmware does.
-    pub fn with_pad_retry(self, min_face_px: f32) -> Self {
-        Self { pad_retry: Some(min_face_px), ..self }
+    /// Retry each image without a face at least `min_face_px` wide, or with one wider than
+    /// `large_face_fraction` of its shorter side, once, padded by a quarter of its size on each
+    /// side, as the firmware does.
+    pub fn with_pad_retry(self, min_face_px: f32, large_face_fraction: f32) -> Self {
+        Self { pad_retry: Some((min_face_px, large_face_fraction)), ..self }
     }
 
     /// A detector for input `size` keeping faces of at least `score_threshold`.
@@ -76,7 +77,11 @@ impl DetectorFiles {
             None => Box::new(yunet),
         };
         Ok(match self.pad_retry {
-            Some(min_face_px) => Box::new(PadRetry::new(det, min_face_px)),
+            Some((min_face_px, large_face_fraction)) => {
+                let mut retry = PadRetry::new(det, min_face_px);
+                retry.large_face_fraction = large_face_fraction;
+                Box::new(retry)
+            }
             None => det,
         })
     }
