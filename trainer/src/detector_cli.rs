@@ -111,8 +111,9 @@ pub struct TrainDetectorArgs {
     /// without it, the shipped detector's architecture (run 2).
     #[arg(long)]
     top_down: bool,
-    /// Start from this trained detector run's weights (same architecture) instead of random
-    /// ones: a second schedule, e.g. at a lower --lr.
+    /// Start from this trained detector run's weights, or from a detector it exported (an
+    /// `.onnx` file such as models/detector.onnx; same architecture), instead of random ones: a
+    /// second schedule, e.g. at a lower --lr or on more data.
     #[arg(long)]
     init_from: Option<PathBuf>,
     /// Share of training inputs darkened as night frames (gamma 1.5-3, sensor noise, half lit
@@ -122,6 +123,9 @@ pub struct TrainDetectorArgs {
     /// Share of training inputs made grey (monochrome or infrared cameras).
     #[arg(long, default_value_t = 0.0)]
     grey: f64,
+    /// Weight of the landmark term of the loss (face-size-relative L1 of the 10 coordinates).
+    #[arg(long, default_value_t = DetectorTrainConfig::new(trainer::detector::model::DetectorConfig::new()).kps_weight)]
+    kps_weight: f64,
     /// Run this detector (YuNet's contract, e.g. ../shared/models/yunet.onnx) on every input made
     /// from an LFW photo and learn its outputs at every cell, instead of targets built from its
     /// detections (`docs/detector.md` run 6); generated images keep their ground truth.
@@ -197,6 +201,7 @@ pub fn train_detector(a: TrainDetectorArgs) -> Result<()> {
         .with_seed(a.run.seed)
         .with_init_from(a.init_from.as_ref().map(|p| p.display().to_string()))
         .with_dense_teacher(a.dense_teacher.as_ref().map(|p| p.display().to_string()))
+        .with_kps_weight(a.kps_weight)
         .with_augment(Augment { low_light: a.low_light, grey: a.grey, ..Augment::default() });
     for (flag, share) in [("--low-light", a.low_light), ("--grey", a.grey)] {
         if !(0.0..=1.0).contains(&share) {

@@ -7,6 +7,7 @@ pub mod data;
 pub mod eval;
 pub mod export;
 pub mod hard_sets;
+pub mod import;
 pub mod model;
 pub mod targets;
 pub mod teacher;

@@ -105,11 +105,23 @@ pub const PIXEL_OFFSET: f32 = -1.0;
 impl<B: Backend> DetectorNet<B> {
     /// `image`: `[N, 3, H, W]` BGR 0..255, H and W multiples of 32.
     pub fn forward(&self, image: Tensor<B, 4>) -> Vec<LevelOutput<B>> {
-        let mut x = self.stem.forward(image.mul_scalar(PIXEL_SCALE).add_scalar(PIXEL_OFFSET));
+        self.forward_showing(image, &mut |_, _| {})
+    }
+
+    /// [`Self::forward`], showing `see` each batch-normed unit with its input, in the order the
+    /// export writes them: stem, stage blocks (depthwise, pointwise), top-down projections
+    /// (coarse to fine), head contexts.
+    pub fn forward_showing(&self, image: Tensor<B, 4>, see: &mut impl FnMut(&ConvBn<B>, &Tensor<B, 4>)) -> Vec<LevelOutput<B>> {
+        let mut unit = |u: &ConvBn<B>, x: Tensor<B, 4>| {
+            see(u, &x);
+            u.forward(x)
+        };
+        let mut x = unit(&self.stem, image.mul_scalar(PIXEL_SCALE).add_scalar(PIXEL_OFFSET));
         let mut features = Vec::with_capacity(3);
         for (i, stage) in self.stages.iter().enumerate() {
             for block in stage {
-                x = block.forward(x);
+                let y = unit(&block.depthwise, x);
+                x = unit(&block.pointwise, y);
             }
             if i >= 1 {
                 features.push(x.clone());
@@ -117,14 +129,14 @@ impl<B: Backend> DetectorNet<B> {
         }
         // Coarse to fine: stride 16 adds stride 32's features, then stride 8 adds the result.
         for (i, project) in self.top_down.iter().enumerate().rev() {
-            let coarser = upsample2(project.forward(features[i + 1].clone()));
+            let coarser = upsample2(unit(project, features[i + 1].clone()));
             features[i] = features[i].clone() + coarser;
         }
         features
             .into_iter()
             .zip(&self.heads)
             .map(|(x, head)| {
-                let c = head.context.forward(x);
+                let c = unit(&head.context, x);
                 LevelOutput { score: head.score.forward(c.clone()), bbox: head.bbox.forward(c.clone()), kps: head.kps.forward(c) }
             })
             .collect()

@@ -11,6 +11,7 @@ use crate::checkpoint::{load_run, start_from_run};
 use crate::steps::{Loss, StepPlan, StepReport, StepTask};
 use crate::training::read_f64s;
 use anyhow::{Context, Result};
+use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, sigmoid};
 use burn::tensor::backend::AutodiffBackend;
@@ -42,8 +43,9 @@ pub struct DetectorTrainConfig {
     pub min_teacher_score: f32,
     #[config(default = "Augment::default()")]
     pub augment: Augment,
-    /// A trained detector run whose weights (best, else last) a new run starts from: a second
-    /// schedule on the same architecture.
+    /// A trained detector run whose weights (best, else last) a new run starts from, or a
+    /// detector exported from one (`.onnx`, [`super::import`]): a second schedule on the same
+    /// architecture.
     pub init_from: Option<String>,
     /// A detector with the student's output contract (YuNet) run on every input made from a
     /// teacher-labelled image: its outputs at every cell are the targets there
@@ -142,13 +144,19 @@ impl<B: AutodiffBackend> StepTask<B> for DetectorTask<'_> {
 pub fn train<B: AutodiffBackend>(cfg: &DetectorTrainConfig, train: &[Source], val: &[Source], dir: &Path, device: &B::Device) -> Result<StepReport> {
     anyhow::ensure!(!train.is_empty() && !val.is_empty(), "no training or validation images");
     let plan = StepPlan { steps: cfg.steps, time_budget_minutes: cfg.time_budget_minutes, learning_rate: cfg.learning_rate, batch_size: cfg.batch_size, seed: cfg.seed, pause_after_minutes: None, snapshot_every: None, checkpoint_every: crate::steps::INTERVAL };
-    let fresh = |model| match &cfg.init_from {
+    let teacher = cfg.dense_teacher.as_deref().map(|path| DenseTeacher::open(Path::new(path), cfg.input)).transpose()?;
+    let task = DetectorTask { cfg, train, val, teacher };
+    let fresh = |model: DetectorNet<B>| match &cfg.init_from {
+        // An exported detector: its batch norms are calibrated on a training batch, in inference.
+        Some(file) if Path::new(file).is_file() => {
+            let images = StepTask::<B>::batch(&task, cfg.seed ^ 0xca1b).upload(cfg.input, &model.valid().devices()[0]).images;
+            super::import::trainable_from_file(model, Path::new(file), images)
+        }
         Some(run) => start_from_run(Path::new(run), model, |theirs: &DetectorTrainConfig| format!("{:?}", theirs.model), &format!("{:?}", cfg.model), device)
             .with_context(|| format!("starting from the detector run in {run} (its --kernel and --top-down must be this run's)")),
         None => Ok(model),
     };
-    let teacher = cfg.dense_teacher.as_deref().map(|path| DenseTeacher::open(Path::new(path), cfg.input)).transpose()?;
-    crate::steps::run(&DetectorTask { cfg, train, val, teacher }, &plan, cfg, cfg.model.init::<B>(device), fresh, dir, device)
+    crate::steps::run(&task, &plan, cfg, cfg.model.init::<B>(device), fresh, dir, device)
 }
 
 /// Load a trained detector (config + best weights, else the last checkpoint) from a run directory.
