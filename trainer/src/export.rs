@@ -20,6 +20,13 @@ pub(crate) fn values<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Vec<f32> {
     t.to_data().convert::<f32>().to_vec::<f32>().expect("f32 tensor data")
 }
 
+/// The float values of an initializer, whichever field holds them (`float_data` as our exporter
+/// writes them, `raw_data` little-endian as other tools do).
+pub(crate) fn initializer_floats(t: &pb::TensorProto) -> anyhow::Result<Vec<f32>> {
+    anyhow::ensure!(t.data_type == pb::tensor_proto::DataType::Float as i32, "`{}`: expected float data", t.name);
+    Ok(if t.raw_data.is_empty() { t.float_data.clone() } else { t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect() })
+}
+
 /// A float tensor type; each dimension fixed (`Ok`) or named (`Err`, a symbolic size).
 pub(crate) fn tensor_type_named(dims: &[Result<usize, &str>]) -> pb::TypeProto {
     use pb::tensor_shape_proto::{Dimension, dimension::Value};

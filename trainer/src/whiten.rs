@@ -93,9 +93,7 @@ pub fn take_pre_activation(model: &mut pb::ModelProto) -> Result<bool> {
 /// The float values of initializer `name`, whichever field holds them.
 fn floats(graph: &pb::GraphProto, name: &str) -> Result<(Vec<i64>, Vec<f32>)> {
     let t = graph.initializer.iter().find(|t| t.name == name).with_context(|| format!("`{name}` is not an initializer"))?;
-    ensure!(t.data_type == pb::tensor_proto::DataType::Float as i32, "`{name}`: expected float data");
-    let values = if t.raw_data.is_empty() { t.float_data.clone() } else { t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect() };
-    Ok((t.dims.clone(), values))
+    Ok((t.dims.clone(), crate::export::initializer_floats(t)?))
 }
 
 fn set_floats(graph: &mut pb::GraphProto, name: &str, values: Vec<f32>) {

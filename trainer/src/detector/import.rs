@@ -10,6 +10,7 @@
 //! one are about `m` and `v`. The plain 1×1 convolutions of the heads are copied as they are.
 
 use super::model::DetectorNet;
+use crate::export::initializer_floats;
 use crate::model::mobilenet::ConvBn;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use burn::module::{AutodiffModule, Param, RunningState};
@@ -29,11 +30,6 @@ struct FileConv {
     bias: Vec<f32>,
 }
 
-fn floats(t: &pb::TensorProto) -> Result<Vec<f32>> {
-    ensure!(t.data_type == pb::tensor_proto::DataType::Float as i32, "tensor `{}` is not float32", t.name);
-    Ok(if t.raw_data.is_empty() { t.float_data.clone() } else { t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect() })
-}
-
 /// The file's `Conv` nodes in graph order, each with its weight and bias initializers.
 fn file_convs(bytes: &[u8]) -> Result<Vec<FileConv>> {
     let model = pb::ModelProto::decode(bytes).map_err(|e| anyhow!("not an ONNX model: {e}"))?;
@@ -49,7 +45,7 @@ fn file_convs(bytes: &[u8]) -> Result<Vec<FileConv>> {
         .filter(|n| n.op_type == "Conv")
         .map(|n| {
             let (w, b) = (tensor(n, 1)?, tensor(n, 2)?);
-            Ok(FileConv { node: n.name.clone(), dims: w.dims.iter().map(|d| *d as usize).collect(), weight: floats(w)?, bias: floats(b)? })
+            Ok(FileConv { node: n.name.clone(), dims: w.dims.iter().map(|d| *d as usize).collect(), weight: initializer_floats(w)?, bias: initializer_floats(b)? })
         })
         .collect()
 }

@@ -11,7 +11,6 @@ use crate::checkpoint::{load_run, start_from_run};
 use crate::steps::{Loss, StepPlan, StepReport, StepTask};
 use crate::training::read_f64s;
 use anyhow::{Context, Result};
-use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, sigmoid};
 use burn::tensor::backend::AutodiffBackend;
@@ -149,7 +148,7 @@ pub fn train<B: AutodiffBackend>(cfg: &DetectorTrainConfig, train: &[Source], va
     let fresh = |model: DetectorNet<B>| match &cfg.init_from {
         // An exported detector: its batch norms are calibrated on a training batch, in inference.
         Some(file) if Path::new(file).is_file() => {
-            let images = StepTask::<B>::batch(&task, cfg.seed ^ 0xca1b).upload(cfg.input, &model.valid().devices()[0]).images;
+            let images = StepTask::<B>::batch(&task, cfg.seed ^ 0xca1b).upload::<B::InnerBackend>(cfg.input, device).images;
             super::import::trainable_from_file(model, Path::new(file), images)
         }
         Some(run) => start_from_run(Path::new(run), model, |theirs: &DetectorTrainConfig| format!("{:?}", theirs.model), &format!("{:?}", cfg.model), device)
