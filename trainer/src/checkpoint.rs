@@ -52,10 +52,8 @@ where
 {
     use std::io::Write;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let state_path = dir.join(STATE_FILE);
     let (model, optim, state) = if has_checkpoint(dir) {
-        let text = std::fs::read_to_string(&state_path).with_context(|| format!("reading {}", state_path.display()))?;
-        let state: S = serde_json::from_str(&text).with_context(|| format!("{}: expected the training loop's state JSON", state_path.display()))?;
+        let state: S = saved_state(dir)?;
         let model = load_checked(model, &dir.join(format!("{MODEL_FILE}.mpk")), device).with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
         let record = recorder().load(dir.join(OPTIMIZER_FILE), device).with_context(|| format!("loading the optimizer state in {}", dir.display()))?;
         (model, optim.load_record(record), Some(state))
@@ -70,6 +68,31 @@ where
         writeln!(csv, "{header}").with_context(|| format!("writing {}", csv_path.display()))?;
     }
     Ok(Opened { model, optim, state, csv })
+}
+
+/// The training loop's state saved in the run `dir`.
+pub fn saved_state<S: DeserializeOwned>(dir: &Path) -> Result<S> {
+    let path = dir.join(STATE_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: expected the training loop's state JSON", path.display()))
+}
+
+/// Start a run in `to` that continues the one in `from` under a changed config `cfg`: `from`'s
+/// checkpoint (weights, optimizer, the loop's state), best weights and metrics are copied, then
+/// `cfg` is saved, so resuming `to` carries on at `from`'s step with `cfg`'s loss. `from` is
+/// left as it was. Refuses a `to` that already holds a run, and a `from` without a checkpoint.
+pub fn continue_run<C: Config>(from: &Path, to: &Path, cfg: &C) -> Result<()> {
+    anyhow::ensure!(has_checkpoint(from), "{}: no checkpoint to continue from (expected {STATE_FILE})", from.display());
+    anyhow::ensure!(!to.join(STATE_FILE).exists() && !to.join(CONFIG_FILE).exists(), "{}: already holds a run; resume it without --continue-from", to.display());
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    let files = [format!("{MODEL_FILE}.mpk"), format!("{OPTIMIZER_FILE}.mpk"), format!("{BEST_FILE}.mpk"), METRICS_FILE.into()];
+    for file in files.iter().filter(|f| from.join(f).exists()) {
+        std::fs::copy(from.join(file), to.join(file)).with_context(|| format!("copying {} into {}", from.join(file).display(), to.display()))?;
+    }
+    cfg.save(to.join(CONFIG_FILE)).with_context(|| format!("writing {}", to.join(CONFIG_FILE).display()))?;
+    // The state last: it marks the copy complete.
+    std::fs::copy(from.join(STATE_FILE), to.join(STATE_FILE)).with_context(|| format!("copying {}", from.join(STATE_FILE).display()))?;
+    Ok(())
 }
 
 /// Save weights, optimizer and loop state (the state last, atomically: it marks the checkpoint

@@ -11,7 +11,7 @@ use std::time::Instant;
 use trainer::detector::data::{Augment, LabelledFace, LabelledImage, Source, load_labels, load_sources, save_labels, synth_labels};
 use trainer::detector::eval::{DetectorScore, generated_sources, generated_turned, score};
 use faceunlock_data::low_light::Darkening;
-use trainer::detector::hard_sets::{crop_sources, darkened, template_box};
+use trainer::detector::hard_sets::{crop_sources, darkened, relabelled_by, template_box};
 use faceunlock_core::geometry::CropSpec;
 use trainer::landmarks::DetectorFiles;
 use trainer::refiner::export::refiner_file;
@@ -84,6 +84,12 @@ pub struct StepRunArgs {
     /// crops with a replicated border (faces that fill the frame).
     #[arg(long)]
     extra: Option<PathBuf>,
+    /// Label the `--extra` crops with this detector's faces (e.g. ../shared/models/yunet.onnx, on
+    /// each padded crop at its own size) instead of the ArcFace template's points, so that they
+    /// follow the same landmark convention as the LFW labels; crops it finds no face in are left
+    /// out.
+    #[arg(long, requires = "extra")]
+    extra_teacher: Option<PathBuf>,
     /// Wall-clock budget: the schedule is shortened to fit it.
     #[arg(long)]
     max_minutes: Option<f64>,
@@ -156,6 +162,11 @@ fn training_sources(a: &StepRunArgs, min_score: f32) -> Result<(Vec<Source>, Vec
         let face_box = template_box(&lfw, &spec).context("no teacher face in LFW folds 1-5 to place the box of an aligned crop")?;
         let images: Vec<PathBuf> = trainer::kd::data::extra_trainable(dir)?.into_iter().map(|r| r.image).collect();
         extra = crop_sources(&images.iter().map(PathBuf::as_path).collect::<Vec<_>>(), &spec, face_box, 1, EXTRA_PAD)?;
+        if let Some(teacher) = &a.extra_teacher {
+            let (relabelled, dropped) = relabelled_by(extra, &DetectorFiles::open(teacher, None)?, min_score)?;
+            log::info!("{}: {} faces-extra crops relabelled, {dropped} without a face left out", teacher.display(), relabelled.len());
+            extra = relabelled;
+        }
     }
     let mut sets = decoded_split(lfw, min_score, true);
     sets.0.extend(extra);

@@ -62,6 +62,14 @@ pub struct DistilArgs {
     /// The identity loss with ArcFace's angular margin (radians) instead of a softmax.
     #[arg(long)]
     arc_margin: Option<f64>,
+    /// Weight of the generated people's identity term (ArcFace against fixed centres; the face
+    /// teacher cannot tell generated people apart; 0: none).
+    #[arg(long, default_value_t = 0.0)]
+    lambda_generated_id: f64,
+    /// Continue this run (its weights, optimiser state and place in the schedule, copied into
+    /// --out, the run itself left as it was) with --lambda-generated-id as the only change.
+    #[arg(long)]
+    continue_from: Option<PathBuf>,
     /// Landmark noise before alignment, as an NME (our detector's is 0.11 on LFW).
     #[arg(long, default_value_t = KD_AUGMENT.landmark_nme)]
     landmark_nme: f32,
@@ -94,7 +102,15 @@ pub fn distil_teacher(a: DistilArgs) -> Result<()> {
         data.generated.len()
     );
     let saved = a.out.join(trainer::checkpoint::CONFIG_FILE);
-    let cfg = if a.out.join("state.json").exists() {
+    let cfg = if let Some(from) = &a.continue_from {
+        let from_config = from.join(trainer::checkpoint::CONFIG_FILE);
+        let base = KdConfig::load(&from_config).with_context(|| format!("{}: expected the distillation run's config.json", from_config.display()))?;
+        let state: trainer::steps::StepState = trainer::checkpoint::saved_state(from)?;
+        let cfg = base.with_lambda_generated_id(Some(a.lambda_generated_id)).with_continued_from(Some(format!("{} at step {}", from.display(), state.steps_done)));
+        trainer::checkpoint::continue_run(from, &a.out, &cfg)?;
+        log::info!("{} continues {} after step {} with the generated people's identity term at {}", a.out.display(), from.display(), state.steps_done, a.lambda_generated_id);
+        cfg
+    } else if a.out.join("state.json").exists() {
         let cfg = KdConfig::load(&saved).with_context(|| format!("{}: expected the distillation run's config.json", saved.display()))?;
         log::info!("resuming {} with its saved config ({} images planned)", a.out.display(), cfg.images);
         cfg
@@ -108,6 +124,7 @@ pub fn distil_teacher(a: DistilArgs) -> Result<()> {
             .with_lambda_kd(a.lambda_kd)
             .with_lambda_seg(a.lambda_seg)
             .with_lambda_id(a.lambda_id)
+            .with_lambda_generated_id(Some(a.lambda_generated_id))
             .with_learning_rate(a.lr)
             .with_batch_size(a.batch)
             .with_seg_batch(a.seg_batch)

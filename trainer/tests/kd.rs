@@ -1,7 +1,8 @@
 //! Template distillation end to end on generated faces with made-up teacher templates (a
 //! narrow cone, like the real teacher's): a run paused after its first step and resumed ends
 //! with the weights of the same run left alone; its CSV counts images seen; the export folds the
-//! centring into the embedding layer, so tract's output is the student's plus k·μ.
+//! centring into the embedding layer, so tract's output is the student's plus k·μ; a run continued
+//! with the generated people's identity term goes on from its origin's step.
 
 use burn::backend::Autodiff;
 use burn::prelude::*;
@@ -34,6 +35,68 @@ fn cone_templates(rows: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// Three generated people of four views each, the first eight faces with made-up templates
+/// trained on, the rest held out; a schedule of 3 steps of 3 faces (and 2 generated ones).
+fn three_people(dir: &std::path::Path) -> (Vec<SampleRef>, KdData, KdConfig) {
+    let synth = dir.join("synth");
+    write_dataset(&Generator::new(11), 3, 4, &synth, &|_| {}).unwrap();
+    let refs = SynthSet::open(&synth).unwrap().samples();
+    let faces: Vec<KdFace> = refs.iter().enumerate().map(|(row, r)| KdFace { sample: without_mask(r), row }).collect();
+    let data = KdData { train: faces[..8].to_vec(), holdout: faces[8..].to_vec(), templates: cone_templates(refs.len(), 2), dim: DIM, identities: 3, generated: refs.clone(), generated_people: 3 };
+    let centring = fit_centring(&data).unwrap();
+    let model = ModelConfig::new(EncoderConfig::new(), 3).with_decoder_widths([32, 32, 16, 16]).with_centring(Some(centring));
+    (refs, data, KdConfig::new(model).with_batch_size(3).with_seg_batch(2).with_images(9))
+}
+
+/// A run seeds the backend's generator, which is the whole process's: two tests' runs
+/// interleaving would draw each other's starting weights.
+static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn pacing(pause: Option<f64>) -> Pacing {
+    Pacing { pause_after_minutes: pause, snapshot_every: Some(1), checkpoint_every: 1 }
+}
+
+/// The `id` column of each row of a run's metrics.csv.
+fn id_column(run: &std::path::Path) -> Vec<f64> {
+    std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().skip(1).map(|l| l.split(',').nth(5).unwrap().parse().unwrap()).collect()
+}
+
+#[test]
+fn a_run_continued_with_the_generated_people_term_carries_on_from_its_origin_and_leaves_it_alone() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (_, data, cfg) = three_people(dir.path());
+    let device = Default::default();
+    let origin = dir.path().join("origin");
+    distil::<Autodiff<B>>(&cfg, &data, &pacing(Some(0.0)), &origin, &device).unwrap();
+    let origin_state = std::fs::read(origin.join("state.json")).unwrap();
+
+    let continued = dir.path().join("continued");
+    let cfg = cfg.with_lambda_generated_id(Some(1.0)).with_continued_from(Some("origin at step 1".into()));
+    trainer::checkpoint::continue_run(&origin, &continued, &cfg).unwrap();
+    let report = distil::<Autodiff<B>>(&cfg, &data, &pacing(None), &continued, &device).unwrap();
+    assert_eq!(report.state.steps_done, 3, "the schedule goes on from the origin's step 1");
+    let ids = id_column(&continued);
+    assert_eq!(ids.len(), 3, "the origin's row, then two of the continued run");
+    assert!(ids[0] == 0.0 && ids[1] > 0.0 && ids[2] > 0.0, "the identity term starts with the continuation: {ids:?}");
+    assert_eq!(std::fs::read(origin.join("state.json")).unwrap(), origin_state, "the origin is left as it was");
+    assert_eq!(id_column(&origin).len(), 1);
+
+    // A run started before the term existed (its config.json without the new fields) loads as
+    // one without it.
+    let mut old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(origin.join("config.json")).unwrap()).unwrap();
+    let fields = old.as_object_mut().unwrap();
+    assert!(fields.remove("lambda_generated_id").is_some() && fields.remove("continued_from").is_some());
+    let old_config = dir.path().join("old.json");
+    std::fs::write(&old_config, old.to_string()).unwrap();
+    assert_eq!(KdConfig::load(&old_config).unwrap().lambda_generated_id, None);
+
+    let Err(e) = trainer::checkpoint::continue_run(&origin, &continued, &cfg) else { panic!("continued into a run") };
+    assert!(e.to_string().contains("already holds a run"), "{e}");
+    let Err(e) = trainer::checkpoint::continue_run(&dir.path().join("nothing"), &dir.path().join("new"), &cfg) else { panic!("continued from nothing") };
+    assert!(e.to_string().contains("no checkpoint to continue from"), "{e}");
+}
+
 fn weights(model: &SegDistilledId<B>) -> Vec<f32> {
     let mut w = model.id_head.embed.weight.val().into_data().to_vec::<f32>().unwrap();
     w.extend(model.encoder.head.conv.weight.val().into_data().to_vec::<f32>().unwrap());
@@ -42,18 +105,12 @@ fn weights(model: &SegDistilledId<B>) -> Vec<f32> {
 
 #[test]
 fn a_paused_distillation_resumes_exactly_and_exports_the_teachers_geometry() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let synth = dir.path().join("synth");
-    write_dataset(&Generator::new(11), 3, 4, &synth, &|_| {}).unwrap();
-    let refs = SynthSet::open(&synth).unwrap().samples();
-    let faces: Vec<KdFace> = refs.iter().enumerate().map(|(row, r)| KdFace { sample: without_mask(r), row }).collect();
-    let data = KdData { train: faces[..8].to_vec(), holdout: faces[8..].to_vec(), templates: cone_templates(refs.len(), 2), dim: DIM, identities: 3, generated: refs.clone() };
-    let centring = fit_centring(&data).unwrap();
-    let model = ModelConfig::new(EncoderConfig::new(), 3).with_decoder_widths([32, 32, 16, 16]).with_centring(Some(centring.clone()));
-    let cfg = KdConfig::new(model).with_batch_size(3).with_seg_batch(2).with_images(9);
+    let (refs, data, cfg) = three_people(dir.path());
+    let centring = cfg.model.centring.clone().unwrap();
     assert_eq!(cfg.steps(), 3);
     let device = Default::default();
-    let pacing = |pause: Option<f64>| Pacing { pause_after_minutes: pause, snapshot_every: Some(1), checkpoint_every: 1 };
 
     let straight = dir.path().join("straight");
     let report = distil::<Autodiff<B>>(&cfg, &data, &pacing(None), &straight, &device).unwrap();

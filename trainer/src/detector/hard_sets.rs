@@ -3,6 +3,8 @@
 //! towards profile.
 
 use super::data::{LabelledImage, Source};
+use crate::landmarks::DetectorFiles;
+use faceunlock::detect::{FaceDetector, iou};
 use faceunlock_data::low_light::Darkening;
 use anyhow::{Context, Result};
 use faceunlock_core::geometry::{CropSpec, Landmarks5, Similarity};
@@ -75,10 +77,40 @@ pub fn crop_sources(images: &[&Path], spec: &CropSpec, face_box: [f32; 4], zoom:
         .collect()
 }
 
+/// `sources` with each face replaced by `teacher`'s detection (at least `min_score`) that
+/// overlaps it most, so that every real photo the detector learns from follows the teacher's
+/// landmark convention (the ArcFace template puts the mouth corners lower than YuNet does,
+/// `docs/detector.md` runs 7-8). Images where the teacher finds none of their faces are
+/// dropped; returns the relabelled sources and how many were dropped.
+pub fn relabelled_by(sources: Vec<Source>, teacher: &DetectorFiles, min_score: f32) -> Result<(Vec<Source>, usize)> {
+    let relabelled: Vec<Result<Option<Source>>> = sources
+        .into_par_iter()
+        .chunks(64)
+        .flat_map_iter(|chunk| {
+            let mut loaded: Option<(Box<dyn FaceDetector>, [u32; 2])> = None;
+            chunk.into_iter().map(move |s| {
+                let size = [s.image.width(), s.image.height()];
+                if loaded.as_ref().is_none_or(|(_, at)| *at != size) {
+                    loaded = Some((teacher.load(size, min_score)?, size));
+                }
+                let found = loaded.as_mut().expect("loaded above").0.detect(&s.image)?.to_vec();
+                let best = |face: &GridFace| found.iter().map(|d| (iou(&d.face_box, &face.face_box), d)).filter(|(o, _)| *o > 0.3).max_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, d)| GridFace { face_box: d.face_box, landmarks: d.landmarks });
+                let faces: Option<Vec<GridFace>> = s.faces.iter().map(best).collect();
+                Ok(faces.map(|faces| Source { faces, teacher_labelled: true, ..s }))
+            }).collect::<Vec<_>>()
+        })
+        .collect();
+    let total = relabelled.len();
+    let kept: Vec<Source> = relabelled.into_iter().filter_map(Result::transpose).collect::<Result<_>>()?;
+    let dropped = total - kept.len();
+    Ok((kept, dropped))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::detector::data::LabelledFace;
+    use image::RgbImage;
 
     #[test]
     fn a_crop_enlarged_and_padded_keeps_its_face_on_the_template() {
@@ -96,6 +128,26 @@ mod tests {
         let Err(e) = crop_sources(&[wrong.as_path()], &spec, [0.0; 4], 1, 0.0) else { panic!("a 100×128 image taken for an aligned crop") };
         let e = e.to_string();
         assert!(e.contains("wrong.png") && e.contains("expected an aligned 128×128 crop"), "{e}");
+    }
+
+    #[test]
+    fn relabelling_takes_the_teachers_face_and_drops_images_without_one() {
+        use faceunlock_data::synth::{Generator, View};
+        let g = Generator::new(5);
+        let face = g.render(&g.identity(0), &View::posed(0.0, 0.0, 0.0));
+        let truth = GridFace { face_box: face.face_box, landmarks: face.landmarks };
+        let with_face = Source { image: face.image.clone(), faces: vec![truth], teacher_labelled: false };
+        let blank = Source { image: RgbImage::new(face.image.width(), face.image.height()), faces: vec![truth], teacher_labelled: false };
+        let teacher = DetectorFiles::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/detector.onnx"), None).unwrap();
+        let (kept, dropped) = relabelled_by(vec![blank, with_face], &teacher, 0.5).unwrap();
+        assert_eq!((kept.len(), dropped), (1, 1));
+        let (got, want) = (kept[0].faces[0].landmarks.0, face.landmarks.0);
+        assert_ne!(got, want, "the teacher's landmarks, not the references");
+        let iod = (want[1][0] - want[0][0]).hypot(want[1][1] - want[0][1]);
+        for (g, w) in got.iter().zip(want) {
+            assert!((g[0] - w[0]).hypot(g[1] - w[1]) < 0.3 * iod, "{got:?} vs {want:?}");
+        }
+        assert!(kept[0].teacher_labelled);
     }
 
     #[test]

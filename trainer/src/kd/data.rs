@@ -36,8 +36,10 @@ pub struct KdData {
     pub templates: Vec<f32>,
     pub dim: usize,
     pub identities: usize,
-    /// Generated faces (segmentation only).
+    /// Generated faces (segmentation; their people numbered densely over the generated sets,
+    /// apart from the faces with targets, for the generated people's identity term).
     pub generated: Vec<SampleRef>,
+    pub generated_people: usize,
 }
 
 /// Where each source lives.
@@ -59,7 +61,10 @@ impl KdData {
         }
         for dir in s.synth {
             let set = faceunlock_data::synth_set::SynthSet::open(dir).with_context(|| format!("loading generated set {}", dir.display()))?;
-            data.generated.extend(set.samples());
+            let offset = data.generated_people as u32;
+            let samples = set.samples();
+            data.generated_people += samples.iter().map(|r| r.identity as usize + 1).max().unwrap_or(0);
+            data.generated.extend(samples.into_iter().map(|r| SampleRef { identity: r.identity + offset, ..r }));
         }
         Ok(data)
     }

@@ -8,9 +8,11 @@
 //! - [`teacher`]: running a teacher ONNX on its own chip to make such a set (`teacher-embed`);
 //! - [`data`]: the faces with targets (LFW folds 1-5, their Part Labels photos, faces-extra) and
 //!   the generated faces the segmentation teacher also learns from;
+//! - [`generated_id`]: the generated people's identity term (the teacher cannot tell them apart);
 //! - [`training`]: the loss and the step loop, in images seen.
 
 pub mod data;
+pub mod generated_id;
 pub mod teacher;
 pub mod templates;
 pub mod training;

@@ -1,16 +1,18 @@
 //! The distillation run: each step draws `batch_size` faces with templates (uniformly, with
 //! replacement, from the step's seed: a resumed run sees exactly the faces it would have) and,
 //! for the joint model, `seg_batch` generated faces. The loss is
-//! `λkd·‖s − k(t − μ)‖² + λseg·CE(seg) + λid·ID`: the student's embedding against the centred
-//! template (the mirror image's template for a mirrored view), the segmentation teacher's
-//! cross-entropy on the faces that have masks (the decoder runs on those rows only: it costs
-//! as much as the encoder per image), and optionally the identity loss of the ID head.
+//! `λkd·‖s − k(t − μ)‖² + λseg·CE(seg) + λid·ID + λgen·ID(generated)`: the student's embedding
+//! against the centred template (the mirror image's template for a mirrored view), the
+//! segmentation teacher's cross-entropy on the faces that have masks (the decoder runs on those
+//! rows only: it costs as much as the encoder per image), optionally the identity loss of the ID
+//! head, and optionally the generated people's identity term ([`super::generated_id`]).
 
 use super::data::{KdData, KdFace};
+use super::generated_id::{fixed_centres, generated_id_loss};
 use crate::checkpoint::load_run;
 use crate::data::{Augment, PrepareError, Prepared, identities_tensor, images_tensor, mask_tensors, prepare_items, prepare_view};
 use crate::loss::{l2_normalize, seg_loss};
-use crate::model::{Centring, ModelConfig, SegDistilledId};
+use crate::model::{ArcMargin, Centring, ModelConfig, SegDistilledId};
 use crate::steps::{Loss, StepPlan, StepReport, StepTask};
 use crate::training::read_f64s;
 use anyhow::{Context, Result};
@@ -40,6 +42,12 @@ pub struct KdConfig {
     /// Weight of the ID head's loss (softmax, or ArcFace with `model.arc`); 0: none.
     #[config(default = 0.0)]
     pub lambda_id: f64,
+    /// Weight of the generated people's identity term ([`super::generated_id`]; joint model
+    /// only); `None` (as in a config written before the term existed) or 0: none.
+    pub lambda_generated_id: Option<f64>,
+    /// The run this one continues (its weights, optimiser state and place in the schedule) with
+    /// another loss, as `DIR at step N`; `None` for a run trained from its own start.
+    pub continued_from: Option<String>,
     #[config(default = 1e-3)]
     pub learning_rate: f64,
     /// Faces with templates per step.
@@ -68,6 +76,10 @@ impl KdConfig {
     /// Generated faces per step (none without the segmentation teacher).
     fn generated_per_step(&self) -> usize {
         if self.model.teacher { self.seg_batch } else { 0 }
+    }
+
+    fn generated_id_weight(&self) -> f64 {
+        self.lambda_generated_id.unwrap_or(0.0)
     }
 
     fn centring(&self) -> &Centring {
@@ -108,9 +120,11 @@ fn host_batch(data: &KdData, cfg: &KdConfig, faces: &[&KdFace], generated: &[&Sa
     HostBatch { faces: prepared, targets: targets.concat(), with_targets }
 }
 
-/// The loss of one batch: parts `[loss, kd, seg, id, cosine]`, the last the mean cosine between
-/// the student's shipped embedding and the teacher's template.
-fn batch_loss<B: Backend>(model: &SegDistilledId<B>, batch: HostBatch, cfg: &KdConfig, device: &B::Device) -> Loss<B> {
+/// The loss of one batch: parts `[loss, kd, seg, id, cosine]` (`id` the sum of the identity
+/// terms in use), the last the mean cosine between the student's shipped embedding and the
+/// teacher's template. `centres`: the generated people's ([`fixed_centres`]) when their
+/// identity term is on.
+fn batch_loss<B: Backend>(model: &SegDistilledId<B>, batch: HostBatch, cfg: &KdConfig, centres: Option<&TensorData>, device: &B::Device) -> Loss<B> {
     let size = CropSpec::default().size as usize;
     let n = batch.with_targets;
     let dim = batch.targets.len() / n.max(1);
@@ -128,7 +142,9 @@ fn batch_loss<B: Backend>(model: &SegDistilledId<B>, batch: HostBatch, cfg: &KdC
         }
         _ => (model.encoder.forward_top(images), zero()),
     };
-    let embedding = model.id_head.embed(top).narrow(0, 0, n);
+    let all = model.id_head.embed(top);
+    let generated = all.dims()[0] - n;
+    let embedding = all.clone().narrow(0, 0, n);
     let targets = Tensor::<B, 2>::from_data(TensorData::new(batch.targets, [n, dim]), device);
     let kd = (embedding.clone() - targets.clone()).square().sum_dim(1).mean();
     let id = if cfg.lambda_id > 0.0 {
@@ -137,16 +153,28 @@ fn batch_loss<B: Backend>(model: &SegDistilledId<B>, batch: HostBatch, cfg: &KdC
     } else {
         zero()
     };
+    let generated_id = match centres {
+        Some(centres) if generated > 0 => {
+            let people = identities_tensor::<B>(&batch.faces[n..], device);
+            let arc = cfg.model.arc.clone().unwrap_or_else(ArcMargin::new);
+            generated_id_loss(all.narrow(0, n, generated), people, Tensor::from_data(centres.clone(), device), &arc)
+        }
+        _ => zero(),
+    };
     // The shipped embedding is s + k·μ (the export folds k·μ into the bias), the template k·t.
     let shift = Tensor::<B, 1>::from_floats(cfg.centring().shift().as_slice(), device).unsqueeze_dim::<2>(0);
     let cosine = (l2_normalize(embedding + shift.clone()) * l2_normalize(targets + shift)).sum_dim(1).mean();
-    let total = kd.clone() * cfg.lambda_kd + seg.clone() * cfg.lambda_seg + id.clone() * cfg.lambda_id;
-    Loss { parts: Tensor::cat(vec![total.clone(), kd, seg, id, cosine], 0).detach(), total }
+    let total = kd.clone() * cfg.lambda_kd + seg.clone() * cfg.lambda_seg + id.clone() * cfg.lambda_id + generated_id.clone() * cfg.generated_id_weight();
+    // One `id` column for both identity terms keeps a continued run's metrics.csv one table
+    // (a run has used one or the other so far).
+    Loss { parts: Tensor::cat(vec![total.clone(), kd, seg, id + generated_id, cosine], 0).detach(), total }
 }
 
 struct KdTask<'a> {
     cfg: &'a KdConfig,
     data: &'a KdData,
+    /// The generated people's fixed centres, when their identity term is on.
+    centres: Option<TensorData>,
 }
 
 impl<B: AutodiffBackend> StepTask<B> for KdTask<'_> {
@@ -174,7 +202,7 @@ impl<B: AutodiffBackend> StepTask<B> for KdTask<'_> {
     }
 
     fn loss(&self, model: &SegDistilledId<B>, batch: HostBatch, device: &B::Device) -> Loss<B> {
-        batch_loss(model, batch, self.cfg, device)
+        batch_loss(model, batch, self.cfg, self.centres.as_ref(), device)
     }
 
     /// The first [`VAL_FACES`] held-out faces, unaugmented: KD loss and cosine to the teacher.
@@ -185,7 +213,7 @@ impl<B: AutodiffBackend> StepTask<B> for KdTask<'_> {
         for chunk in faces.chunks(self.cfg.batch_size) {
             let batch = host_batch(self.data, self.cfg, chunk, &[], Augment::NONE, 0);
             let weight = batch.with_targets as f64 / faces.len() as f64;
-            let parts = read_f64s(batch_loss(model, batch, self.cfg, device).parts)?;
+            let parts = read_f64s(batch_loss(model, batch, self.cfg, None, device).parts)?;
             sums.iter_mut().zip(parts).for_each(|(s, p)| *s += p * weight);
         }
         Ok(sums.to_vec())
@@ -224,7 +252,9 @@ pub fn distil<B: AutodiffBackend>(cfg: &KdConfig, data: &KdData, pacing: &Pacing
     };
     // Seeded, so a run's starting weights (those ImageNet does not give) are its seed's.
     B::seed(device, cfg.seed);
-    crate::steps::run(&KdTask { cfg, data }, &plan, cfg, cfg.model.init::<B>(device), fresh, dir, device)
+    let centres = (cfg.generated_id_weight() > 0.0).then(|| fixed_centres(data.generated_people, cfg.model.embedding, cfg.seed));
+    anyhow::ensure!(centres.is_none() || (cfg.model.teacher && data.generated_people > 0), "the generated people's identity term needs the joint model and generated faces (--synth)");
+    crate::steps::run(&KdTask { cfg, data, centres }, &plan, cfg, cfg.model.init::<B>(device), fresh, dir, device)
 }
 
 /// A distillation run's config and model (best weights, else the last checkpoint), or the
