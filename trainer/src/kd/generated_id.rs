@@ -7,16 +7,14 @@
 //! separate them: ArcFace's loss (margin 0.3, scale 30) of the generated faces' embeddings
 //! against **fixed** class centres, one random direction per generated person drawn from the
 //! run's seed. Fixed centres add no trained parameter, so a running distillation can take the
-//! term up from its checkpoint (`distil-teacher --continue-from`).
+//! term up from its checkpoint (`distil-teacher --continue-from`). The loss is
+//! [`crate::model::ArcMargin::loss`] against [`fixed_centres`].
 
-use crate::loss::elastic_arc;
-use crate::model::ArcMargin;
-use burn::prelude::*;
 use burn::tensor::TensorData;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
-/// One direction per generated person, `[dim, people]` (the layout [`elastic_arc`] takes), drawn
+/// One direction per generated person, `[dim, people]` (the layout of class centres), drawn
 /// from a Gaussian with `seed`: independent of the backend and the same on every resume.
 pub fn fixed_centres(people: usize, dim: usize, seed: u64) -> TensorData {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6e6e_7261_7465_6420);
@@ -24,17 +22,12 @@ pub fn fixed_centres(people: usize, dim: usize, seed: u64) -> TensorData {
     TensorData::new(values, [dim, people])
 }
 
-/// ArcFace's loss of `embedding` (`[n, dim]`, generated faces) against the fixed `centres` of
-/// their `people`.
-pub fn generated_id_loss<B: Backend>(embedding: Tensor<B, 2>, people: Tensor<B, 1, Int>, centres: Tensor<B, 2>, arc: &ArcMargin) -> Tensor<B, 1> {
-    let margins = Tensor::full([embedding.dims()[0], 1], arc.margin, &embedding.device());
-    elastic_arc(embedding, centres, people, margins, arc.scale)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::loss::tests::{B, ids};
+    use crate::model::ArcMargin;
+    use burn::prelude::*;
 
     #[test]
     fn the_centres_depend_on_the_seed_only_and_are_nearly_orthogonal() {
@@ -55,8 +48,8 @@ mod tests {
         let shifted = Tensor::cat(vec![own.clone().narrow(0, 1, 3), own.clone().narrow(0, 0, 1)], 0);
         let people = ids(vec![0, 1, 2, 3]);
         let arc = ArcMargin::new();
-        let right = generated_id_loss(own, people.clone(), centres.clone(), &arc).into_scalar();
-        let wrong = generated_id_loss(shifted, people, centres, &arc).into_scalar();
+        let right = arc.loss(own, centres.clone(), people.clone()).into_scalar();
+        let wrong = arc.loss(shifted, centres, people).into_scalar();
         assert!(right < 1.0 && wrong > 10.0, "own centre {right}, another's {wrong}");
     }
 }

@@ -8,7 +8,7 @@
 //! head, and optionally the generated people's identity term ([`super::generated_id`]).
 
 use super::data::{KdData, KdFace};
-use super::generated_id::{fixed_centres, generated_id_loss};
+use super::generated_id::fixed_centres;
 use crate::checkpoint::load_run;
 use crate::data::{Augment, PrepareError, Prepared, identities_tensor, images_tensor, mask_tensors, prepare_items, prepare_view};
 use crate::loss::{l2_normalize, seg_loss};
@@ -157,7 +157,7 @@ fn batch_loss<B: Backend>(model: &SegDistilledId<B>, batch: HostBatch, cfg: &KdC
         Some(centres) if generated > 0 => {
             let people = identities_tensor::<B>(&batch.faces[n..], device);
             let arc = cfg.model.arc.clone().unwrap_or_else(ArcMargin::new);
-            generated_id_loss(all.narrow(0, n, generated), people, Tensor::from_data(centres.clone(), device), &arc)
+            arc.loss(all.narrow(0, n, generated), Tensor::from_data(centres.clone(), device), people)
         }
         _ => zero(),
     };

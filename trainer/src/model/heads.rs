@@ -35,6 +35,15 @@ pub struct ArcMargin {
     pub margin: f64,
 }
 
+impl ArcMargin {
+    /// ArcFace's training loss of `embedding` (`[n, dim]`) against class `centres`
+    /// (`[dim, classes]`): [`elastic_arc`] with this one margin for every sample.
+    pub fn loss<B: Backend>(&self, embedding: Tensor<B, 2>, centres: Tensor<B, 2>, identities: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+        let margins = Tensor::full([embedding.dims()[0], 1], self.margin, &embedding.device());
+        elastic_arc(embedding, centres, identities, margins, self.scale)
+    }
+}
+
 #[derive(Config, Debug)]
 pub struct IdHeadConfig {
     pub in_channels: usize,
@@ -89,10 +98,7 @@ impl<B: Backend> IdHead<B> {
     pub fn loss(&self, embedding: Tensor<B, 2>, logits: Tensor<B, 2>, identities: Tensor<B, 1, Int>) -> Tensor<B, 1> {
         match &self.arc {
             None => id_loss(logits, identities),
-            Some(arc) => {
-                let margins = Tensor::full([embedding.dims()[0], 1], arc.margin, &embedding.device());
-                elastic_arc(embedding, self.classify.weight.val(), identities, margins, arc.scale)
-            }
+            Some(arc) => arc.loss(embedding, self.classify.weight.val(), identities),
         }
     }
 }
