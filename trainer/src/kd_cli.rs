@@ -9,6 +9,7 @@ use faceunlock_core::geometry::CropSpec;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use trainer::kd::data::{KdData, KdSources, relative_to};
+use trainer::kd::generated_id::{GeneratedIdConfig, RAMP_STEPS};
 use trainer::kd::teacher::{Item, Teacher};
 use trainer::kd::templates::Templates;
 use trainer::kd::training::{KD_AUGMENT, KdConfig, Pacing, distil, fit_centring};
@@ -62,12 +63,12 @@ pub struct DistilArgs {
     /// The identity loss with ArcFace's angular margin (radians) instead of a softmax.
     #[arg(long)]
     arc_margin: Option<f64>,
-    /// Weight of the generated people's identity term (ArcFace against fixed centres; the face
-    /// teacher cannot tell generated people apart; 0: none).
+    /// Weight of the generated people's identity term (each generated person's faces regress a
+    /// template invented for them; the face teacher cannot tell them apart; 0: none).
     #[arg(long, default_value_t = 0.0)]
-    lambda_generated_id: f64,
+    generated_id: f64,
     /// Continue this run (its weights, optimiser state and place in the schedule, copied into
-    /// --out, the run itself left as it was) with --lambda-generated-id as the only change.
+    /// --out, the run itself left as it was) with the generated people's term as the only change.
     #[arg(long)]
     continue_from: Option<PathBuf>,
     /// Landmark noise before alignment, as an NME (our detector's is 0.11 on LFW).
@@ -88,6 +89,13 @@ pub struct DistilArgs {
     depthwise: Depthwise,
 }
 
+impl DistilArgs {
+    /// The generated people's identity term, when it has a weight, starting at `from_step`.
+    fn generated_id_term(&self, from_step: usize) -> Option<GeneratedIdConfig> {
+        (self.generated_id > 0.0).then(|| GeneratedIdConfig::new(self.generated_id).with_from_step(Some(from_step)).with_ramp_steps(Some(RAMP_STEPS)))
+    }
+}
+
 pub fn distil_teacher(a: DistilArgs) -> Result<()> {
     let parts = a.parts.exists().then_some((a.parts.as_path(), a.landmarks.as_path()));
     let synth = if a.kd_only { vec![] } else { a.synth.clone() };
@@ -106,9 +114,9 @@ pub fn distil_teacher(a: DistilArgs) -> Result<()> {
         let from_config = from.join(trainer::checkpoint::CONFIG_FILE);
         let base = KdConfig::load(&from_config).with_context(|| format!("{}: expected the distillation run's config.json", from_config.display()))?;
         let state: trainer::steps::StepState = trainer::checkpoint::saved_state(from)?;
-        let cfg = base.with_lambda_generated_id(Some(a.lambda_generated_id)).with_continued_from(Some(format!("{} at step {}", from.display(), state.steps_done)));
+        let cfg = base.with_generated_id(a.generated_id_term(state.steps_done)).with_continued_from(Some(format!("{} at step {}", from.display(), state.steps_done)));
         trainer::checkpoint::continue_run(from, &a.out, &cfg)?;
-        log::info!("{} continues {} after step {} with the generated people's identity term at {}", a.out.display(), from.display(), state.steps_done, a.lambda_generated_id);
+        log::info!("{} continues {} after step {} with the generated people's identity term {:?}", a.out.display(), from.display(), state.steps_done, a.generated_id_term(state.steps_done));
         cfg
     } else if a.out.join("state.json").exists() {
         let cfg = KdConfig::load(&saved).with_context(|| format!("{}: expected the distillation run's config.json", saved.display()))?;
@@ -124,7 +132,7 @@ pub fn distil_teacher(a: DistilArgs) -> Result<()> {
             .with_lambda_kd(a.lambda_kd)
             .with_lambda_seg(a.lambda_seg)
             .with_lambda_id(a.lambda_id)
-            .with_lambda_generated_id(Some(a.lambda_generated_id))
+            .with_generated_id(a.generated_id_term(0))
             .with_learning_rate(a.lr)
             .with_batch_size(a.batch)
             .with_seg_batch(a.seg_batch)

@@ -74,7 +74,8 @@ pub trait StepTask<B: AutodiffBackend>: Sync {
     fn name(&self) -> &'static str;
     /// CSV names of the loss parts, `loss` (the total) first.
     fn parts(&self) -> &'static [&'static str];
-    fn batch(&self, seed: u64) -> Self::Host;
+    /// The batch of optimiser step `step` (counted from the run's start), drawn from `seed`.
+    fn batch(&self, step: usize, seed: u64) -> Self::Host;
     fn loss(&self, model: &Self::Model, batch: Self::Host, device: &B::Device) -> Loss<B>;
     /// Mean loss parts over fixed validation batches.
     fn validate(&self, model: &<Self::Model as AutodiffModule<B>>::InnerModule) -> Result<Vec<f64>>;
@@ -91,7 +92,7 @@ pub fn learning_rate(base: f64, step: usize, planned: usize) -> f64 {
 }
 
 /// Train (or resume) `model` on `task` into `dir`, saving `cfg` next to the weights; a new run
-/// starts from `fresh(model)` (see [`start_or_resume`]).
+/// starts from `fresh(model)` (see `checkpoint::start_or_resume`).
 pub fn run<B, T, C>(task: &T, plan: &StepPlan, cfg: &C, model: T::Model, fresh: impl FnOnce(T::Model) -> Result<T::Model>, dir: &Path, device: &B::Device) -> Result<StepReport>
 where
     B: AutodiffBackend,
@@ -120,7 +121,7 @@ where
         let (tx, rx) = std::sync::mpsc::sync_channel(2);
         scope.spawn(move || {
             for step in first.. {
-                if tx.send(task.batch(plan.seed.wrapping_mul(1_000_003).wrapping_add(step as u64))).is_err() {
+                if tx.send(task.batch(step, plan.seed.wrapping_mul(1_000_003).wrapping_add(step as u64))).is_err() {
                     return;
                 }
             }

@@ -14,6 +14,7 @@ use faceunlock_data::sample::SampleRef;
 use faceunlock_data::synth_set::SynthSet;
 use rand::{Rng, SeedableRng};
 use trainer::kd::data::{KdData, KdFace};
+use trainer::kd::generated_id::GeneratedIdConfig;
 use trainer::kd::training::{KdConfig, Pacing, distil, fit_centring, load_kd_run};
 use trainer::model::{EncoderConfig, ModelConfig, SegDistilledId};
 
@@ -72,7 +73,7 @@ fn a_run_continued_with_the_generated_people_term_carries_on_from_its_origin_and
     let origin_state = std::fs::read(origin.join("state.json")).unwrap();
 
     let continued = dir.path().join("continued");
-    let cfg = cfg.with_lambda_generated_id(Some(1.0)).with_continued_from(Some("origin at step 1".into()));
+    let cfg = cfg.with_generated_id(Some(GeneratedIdConfig::new(1.0).with_from_step(Some(1)).with_ramp_steps(Some(1)))).with_continued_from(Some("origin at step 1".into()));
     trainer::checkpoint::continue_run(&origin, &continued, &cfg).unwrap();
     let report = distil::<Autodiff<B>>(&cfg, &data, &pacing(None), &continued, &device).unwrap();
     assert_eq!(report.state.steps_done, 3, "the schedule goes on from the origin's step 1");
@@ -86,10 +87,10 @@ fn a_run_continued_with_the_generated_people_term_carries_on_from_its_origin_and
     // one without it.
     let mut old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(origin.join("config.json")).unwrap()).unwrap();
     let fields = old.as_object_mut().unwrap();
-    assert!(fields.remove("lambda_generated_id").is_some() && fields.remove("continued_from").is_some());
+    assert!(fields.remove("generated_id").is_some() && fields.remove("continued_from").is_some());
     let old_config = dir.path().join("old.json");
     std::fs::write(&old_config, old.to_string()).unwrap();
-    assert_eq!(KdConfig::load(&old_config).unwrap().lambda_generated_id, None);
+    assert_eq!(KdConfig::load(&old_config).unwrap().generated_id, None);
 
     let Err(e) = trainer::checkpoint::continue_run(&origin, &continued, &cfg) else { panic!("continued into a run") };
     assert!(e.to_string().contains("already holds a run"), "{e}");

@@ -17,7 +17,7 @@ const MAX_ROUND_TRIP: f32 = 0.3;
 /// Width (pixels) of the local mean taken out before tracking.
 const SMOOTHING: usize = 8;
 
-/// A grey image, high-passed (its local mean over about [`SMOOTHING`] pixels removed) and scaled
+/// A grey image, high-passed (its local mean over about `SMOOTHING` pixels removed) and scaled
 /// to unit variance: glare sliding over a print, or light shifting over a turning face, changes
 /// brightness smoothly and so does not look like motion. Pixel centres sit at `i + 0.5`. Refilled
 /// in place, so a warm image allocates nothing.
@@ -223,7 +223,7 @@ fn track_point(from: &Pyramid, to: &Pyramid, p: [f32; 2]) -> Option<[f32; 2]> {
 
 /// Track `points` from `from` to `to`: the points whose window had texture and, when
 /// `round_trip` is set, whose track back from where they landed returned within
-/// [`MAX_ROUND_TRIP`] pixels of the start (twice the work; drops points that slid or were hidden)
+/// `MAX_ROUND_TRIP` pixels of the start (twice the work; drops points that slid or were hidden)
 /// go to `starts`, where they landed to `ends` (both emptied first).
 pub fn track(from: &Pyramid, to: &Pyramid, points: &[[f32; 2]], round_trip: bool, starts: &mut Vec<[f32; 2]>, ends: &mut Vec<[f32; 2]>) {
     starts.clear();

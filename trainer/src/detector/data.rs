@@ -93,7 +93,7 @@ pub struct Augment {
     pub colour: [f32; 3],
     /// Share of samples placed at random, whatever the faces (mostly background).
     pub random_crop: f64,
-    /// Share of samples darkened as a night frame ([`low_light_sample`]); 0 in runs before it.
+    /// Share of samples darkened as a night frame (`low_light_sample`); 0 in runs before it.
     #[serde(default)]
     pub low_light: f64,
     /// Share of samples made grey, as a monochrome or infrared camera sees; 0 in runs before it.

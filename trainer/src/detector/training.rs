@@ -118,7 +118,7 @@ impl<B: AutodiffBackend> StepTask<B> for DetectorTask<'_> {
         &["loss", "score", "box", "landmarks"]
     }
 
-    fn batch(&self, seed: u64) -> HostBatch {
+    fn batch(&self, _step: usize, seed: u64) -> HostBatch {
         host_batch(self.train, self.cfg.input, &self.cfg.augment, self.teacher.as_ref(), self.cfg.batch_size, seed)
     }
 
@@ -148,7 +148,7 @@ pub fn train<B: AutodiffBackend>(cfg: &DetectorTrainConfig, train: &[Source], va
     let fresh = |model: DetectorNet<B>| match &cfg.init_from {
         // An exported detector: its batch norms are calibrated on a training batch, in inference.
         Some(file) if Path::new(file).is_file() => {
-            let images = StepTask::<B>::batch(&task, cfg.seed ^ 0xca1b).upload::<B::InnerBackend>(cfg.input, device).images;
+            let images = StepTask::<B>::batch(&task, 0, cfg.seed ^ 0xca1b).upload::<B::InnerBackend>(cfg.input, device).images;
             super::import::trainable_from_file(model, Path::new(file), images)
         }
         Some(run) => start_from_run(Path::new(run), model, |theirs: &DetectorTrainConfig| format!("{:?}", theirs.model), &format!("{:?}", cfg.model), device)

@@ -1,18 +1,19 @@
 //! The distillation run: each step draws `batch_size` faces with templates (uniformly, with
 //! replacement, from the step's seed: a resumed run sees exactly the faces it would have) and,
 //! for the joint model, `seg_batch` generated faces. The loss is
-//! `λkd·‖s − k(t − μ)‖² + λseg·CE(seg) + λid·ID + λgen·ID(generated)`: the student's embedding
+//! `λkd·‖s − k(t − μ)‖² + λseg·CE(seg) + λid·ID + λgen·H(‖s − T_p‖)`: the student's embedding
 //! against the centred template (the mirror image's template for a mirrored view), the
 //! segmentation teacher's cross-entropy on the faces that have masks (the decoder runs on those
 //! rows only: it costs as much as the encoder per image), optionally the identity loss of the ID
-//! head, and optionally the generated people's identity term ([`super::generated_id`]).
+//! head, and optionally the generated people's identity term ([`super::generated_id`]: the
+//! pseudo-Huber distance `H` to a template invented for each generated person).
 
 use super::data::{KdData, KdFace};
-use super::generated_id::fixed_centres;
+use super::generated_id::{GeneratedIdConfig, person_templates};
 use crate::checkpoint::load_run;
 use crate::data::{Augment, PrepareError, Prepared, identities_tensor, images_tensor, mask_tensors, prepare_items, prepare_view};
 use crate::loss::{l2_normalize, seg_loss};
-use crate::model::{ArcMargin, Centring, ModelConfig, SegDistilledId};
+use crate::model::{Centring, ModelConfig, SegDistilledId};
 use crate::steps::{Loss, StepPlan, StepReport, StepTask};
 use crate::training::read_f64s;
 use anyhow::{Context, Result};
@@ -42,9 +43,9 @@ pub struct KdConfig {
     /// Weight of the ID head's loss (softmax, or ArcFace with `model.arc`); 0: none.
     #[config(default = 0.0)]
     pub lambda_id: f64,
-    /// Weight of the generated people's identity term ([`super::generated_id`]; joint model
-    /// only); `None` (as in a config written before the term existed) or 0: none.
-    pub lambda_generated_id: Option<f64>,
+    /// The generated people's identity term ([`super::generated_id`]; joint model only);
+    /// `None` (as in a config written before the term existed): none.
+    pub generated_id: Option<GeneratedIdConfig>,
     /// The run this one continues (its weights, optimiser state and place in the schedule) with
     /// another loss, as `DIR at step N`; `None` for a run trained from its own start.
     pub continued_from: Option<String>,
@@ -78,8 +79,9 @@ impl KdConfig {
         if self.model.teacher { self.seg_batch } else { 0 }
     }
 
-    fn generated_id_weight(&self) -> f64 {
-        self.lambda_generated_id.unwrap_or(0.0)
+    /// The generated people's identity term, when it has a weight.
+    fn generated_id(&self) -> Option<&GeneratedIdConfig> {
+        self.generated_id.as_ref().filter(|g| g.weight > 0.0)
     }
 
     fn centring(&self) -> &Centring {
@@ -99,10 +101,15 @@ pub struct HostBatch {
     /// Centred targets of the first `with_targets` faces, row after row.
     targets: Vec<f32>,
     with_targets: usize,
+    /// The generated faces' invented templates, row after row, when their identity term is on.
+    generated_targets: Vec<f32>,
+    /// The identity term's weight at this batch's step.
+    generated_weight: f64,
 }
 
-/// Prepare `faces` (each view's target follows its mirroring) and `generated`.
-fn host_batch(data: &KdData, cfg: &KdConfig, faces: &[&KdFace], generated: &[&SampleRef], augment: Augment, seed: u64) -> HostBatch {
+/// Prepare `faces` (each view's target follows its mirroring) and `generated` (with their
+/// people's rows of `person_templates`, when given).
+fn host_batch(data: &KdData, cfg: &KdConfig, faces: &[&KdFace], generated: &[&SampleRef], person_templates: Option<&[f32]>, augment: Augment, seed: u64) -> HostBatch {
     let spec = CropSpec::default();
     let report = |failed: Vec<PrepareError>| failed.into_iter().for_each(|e| log::warn!("skipped: {e}"));
     let (views, failed) = prepare_items(faces, seed, |f| &f.sample, |face, sample, name, rng| {
@@ -116,15 +123,18 @@ fn host_batch(data: &KdData, cfg: &KdConfig, faces: &[&KdFace], generated: &[&Sa
     let with_targets = prepared.len();
     let (extra, failed) = crate::data::prepare_refs(generated, spec, augment, seed ^ 0x5e6);
     report(failed);
+    let generated_targets = match person_templates {
+        Some(rows) => extra.iter().flat_map(|f| &rows[f.identity as usize * data.dim..(f.identity as usize + 1) * data.dim]).copied().collect(),
+        None => Vec::new(),
+    };
     prepared.extend(extra);
-    HostBatch { faces: prepared, targets: targets.concat(), with_targets }
+    HostBatch { faces: prepared, targets: targets.concat(), with_targets, generated_targets, generated_weight: 0.0 }
 }
 
 /// The loss of one batch: parts `[loss, kd, seg, id, cosine]` (`id` the sum of the identity
 /// terms in use), the last the mean cosine between the student's shipped embedding and the
-/// teacher's template. `centres`: the generated people's ([`fixed_centres`]) when their
-/// identity term is on.
-fn batch_loss<B: Backend>(model: &SegDistilledId<B>, batch: HostBatch, cfg: &KdConfig, centres: Option<&TensorData>, device: &B::Device) -> Loss<B> {
+/// teacher's template.
+fn batch_loss<B: Backend>(model: &SegDistilledId<B>, batch: HostBatch, cfg: &KdConfig, device: &B::Device) -> Loss<B> {
     let size = CropSpec::default().size as usize;
     let n = batch.with_targets;
     let dim = batch.targets.len() / n.max(1);
@@ -153,28 +163,34 @@ fn batch_loss<B: Backend>(model: &SegDistilledId<B>, batch: HostBatch, cfg: &KdC
     } else {
         zero()
     };
-    let generated_id = match centres {
-        Some(centres) if generated > 0 => {
-            let people = identities_tensor::<B>(&batch.faces[n..], device);
-            let arc = cfg.model.arc.clone().unwrap_or_else(ArcMargin::new);
-            arc.loss(all.narrow(0, n, generated), Tensor::from_data(centres.clone(), device), people)
-        }
-        _ => zero(),
-    };
     // The shipped embedding is s + k·μ (the export folds k·μ into the bias), the template k·t.
     let shift = Tensor::<B, 1>::from_floats(cfg.centring().shift().as_slice(), device).unsqueeze_dim::<2>(0);
+    let generated_id = if batch.generated_targets.is_empty() || generated == 0 {
+        zero()
+    } else {
+        let invented = Tensor::<B, 2>::from_data(TensorData::new(batch.generated_targets, [generated, dim]), device);
+        pseudo_huber_distance((all.narrow(0, n, generated) - invented).square().sum_dim(1)).mean()
+    };
     let cosine = (l2_normalize(embedding + shift.clone()) * l2_normalize(targets + shift)).sum_dim(1).mean();
-    let total = kd.clone() * cfg.lambda_kd + seg.clone() * cfg.lambda_seg + id.clone() * cfg.lambda_id + generated_id.clone() * cfg.generated_id_weight();
+    let total = kd.clone() * cfg.lambda_kd + seg.clone() * cfg.lambda_seg + id.clone() * cfg.lambda_id + generated_id.clone() * batch.generated_weight;
     // One `id` column for both identity terms keeps a continued run's metrics.csv one table
     // (a run has used one or the other so far).
     Loss { parts: Tensor::cat(vec![total.clone(), kd, seg, id + generated_id, cosine], 0).detach(), total }
 }
 
+/// `√(d² + 1) − 1` of squared distances `d²`: d²/2 near the target, d far from it, so a face
+/// whose embedding sits far out (the student's generated faces start about 20 lengths out,
+/// `docs/distillation.md`) pulls with a bounded gradient instead of one that grows with d.
+fn pseudo_huber_distance<B: Backend>(squared: Tensor<B, 2>) -> Tensor<B, 2> {
+    (squared + 1.0).sqrt() - 1.0
+}
+
 struct KdTask<'a> {
     cfg: &'a KdConfig,
     data: &'a KdData,
-    /// The generated people's fixed centres, when their identity term is on.
-    centres: Option<TensorData>,
+    /// The generated people's invented templates ([`person_templates`]), when their identity
+    /// term is on.
+    person_templates: Option<Vec<f32>>,
 }
 
 impl<B: AutodiffBackend> StepTask<B> for KdTask<'_> {
@@ -189,7 +205,7 @@ impl<B: AutodiffBackend> StepTask<B> for KdTask<'_> {
         &["loss", "kd", "seg", "id", "cosine"]
     }
 
-    fn batch(&self, seed: u64) -> HostBatch {
+    fn batch(&self, step: usize, seed: u64) -> HostBatch {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let (train, generated) = (&self.data.train, &self.data.generated);
         // Faces and their augmentation are drawn first: the KD-only ablation sees exactly the
@@ -198,11 +214,12 @@ impl<B: AutodiffBackend> StepTask<B> for KdTask<'_> {
         let augment_seed = rng.random();
         let extra = if generated.is_empty() { 0 } else { self.cfg.generated_per_step() };
         let generated: Vec<&SampleRef> = (0..extra).map(|_| &generated[rng.random_range(0..generated.len())]).collect();
-        host_batch(self.data, self.cfg, &faces, &generated, self.cfg.augment, augment_seed)
+        let batch = host_batch(self.data, self.cfg, &faces, &generated, self.person_templates.as_deref(), self.cfg.augment, augment_seed);
+        HostBatch { generated_weight: self.cfg.generated_id().map_or(0.0, |term| term.weight_at(step)), ..batch }
     }
 
     fn loss(&self, model: &SegDistilledId<B>, batch: HostBatch, device: &B::Device) -> Loss<B> {
-        batch_loss(model, batch, self.cfg, self.centres.as_ref(), device)
+        batch_loss(model, batch, self.cfg, device)
     }
 
     /// The first [`VAL_FACES`] held-out faces, unaugmented: KD loss and cosine to the teacher.
@@ -211,9 +228,9 @@ impl<B: AutodiffBackend> StepTask<B> for KdTask<'_> {
         let faces: Vec<&KdFace> = self.data.holdout.iter().take(VAL_FACES).collect();
         let mut sums = [0.0; 5];
         for chunk in faces.chunks(self.cfg.batch_size) {
-            let batch = host_batch(self.data, self.cfg, chunk, &[], Augment::NONE, 0);
+            let batch = host_batch(self.data, self.cfg, chunk, &[], None, Augment::NONE, 0);
             let weight = batch.with_targets as f64 / faces.len() as f64;
-            let parts = read_f64s(batch_loss(model, batch, self.cfg, None, device).parts)?;
+            let parts = read_f64s(batch_loss(model, batch, self.cfg, device).parts)?;
             sums.iter_mut().zip(parts).for_each(|(s, p)| *s += p * weight);
         }
         Ok(sums.to_vec())
@@ -252,9 +269,10 @@ pub fn distil<B: AutodiffBackend>(cfg: &KdConfig, data: &KdData, pacing: &Pacing
     };
     // Seeded, so a run's starting weights (those ImageNet does not give) are its seed's.
     B::seed(device, cfg.seed);
-    let centres = (cfg.generated_id_weight() > 0.0).then(|| fixed_centres(data.generated_people, cfg.model.embedding, cfg.seed));
-    anyhow::ensure!(centres.is_none() || (cfg.model.teacher && data.generated_people > 0), "the generated people's identity term needs the joint model and generated faces (--synth)");
-    crate::steps::run(&KdTask { cfg, data, centres }, &plan, cfg, cfg.model.init::<B>(device), fresh, dir, device)
+    let term = cfg.generated_id();
+    anyhow::ensure!(term.is_none() || (cfg.model.teacher && data.generated_people > 0), "the generated people's identity term needs the joint model and generated faces (--synth)");
+    let person_templates = term.map(|_| person_templates(data.generated_people, data.dim, cfg.seed));
+    crate::steps::run(&KdTask { cfg, data, person_templates }, &plan, cfg, cfg.model.init::<B>(device), fresh, dir, device)
 }
 
 /// A distillation run's config and model (best weights, else the last checkpoint), or the

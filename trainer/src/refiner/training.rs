@@ -71,7 +71,7 @@ impl<B: AutodiffBackend> StepTask<B> for RefinerTask<'_> {
         &["loss", "nme"]
     }
 
-    fn batch(&self, seed: u64) -> HostBatch {
+    fn batch(&self, _step: usize, seed: u64) -> HostBatch {
         self.host(&self.train, seed)
     }
 
