@@ -64,7 +64,8 @@ pub struct DistilArgs {
     #[arg(long)]
     arc_margin: Option<f64>,
     /// Weight of the generated people's identity term (each generated person's faces regress a
-    /// template invented for them; the face teacher cannot tell them apart; 0: none).
+    /// template invented for them; the face teacher cannot tell them apart; 0: none). Not yet
+    /// stable: at weight 1.5 it broke the real faces' KD (docs/distillation.md).
     #[arg(long, default_value_t = 0.0)]
     generated_id: f64,
     /// Continue this run (its weights, optimiser state and place in the schedule, copied into
