@@ -9,7 +9,7 @@ use faceunlock_core::geometry::CropSpec;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use trainer::kd::data::{KdData, KdSources, relative_to};
-use trainer::kd::generated_id::{GeneratedIdConfig, RAMP_STEPS};
+use trainer::kd::generated_id::{GeneratedIdConfig, RAMP_STEPS, TemplateSpace};
 use trainer::kd::teacher::{Item, Teacher};
 use trainer::kd::templates::Templates;
 use trainer::kd::training::{KD_AUGMENT, KdConfig, Pacing, distil, fit_centring};
@@ -64,14 +64,21 @@ pub struct DistilArgs {
     #[arg(long)]
     arc_margin: Option<f64>,
     /// Weight of the generated people's identity term (each generated person's faces regress a
-    /// template invented for them; the face teacher cannot tell them apart; 0: none). Not yet
-    /// stable: at weight 1.5 it broke the real faces' KD (docs/distillation.md).
+    /// template invented for them, in the directions the teacher's templates leave unused; the
+    /// face teacher cannot tell them apart; 0: none). Not yet stable: with templates anywhere,
+    /// weight 1.5 broke the real faces' KD (docs/distillation.md).
     #[arg(long, default_value_t = 0.0)]
     generated_id: f64,
     /// Continue this run (its weights, optimiser state and place in the schedule, copied into
-    /// --out, the run itself left as it was) with the generated people's term as the only change.
+    /// --out, the run itself left as it was) with the generated people's term and
+    /// --frozen-statistics as the only changes.
     #[arg(long)]
     continue_from: Option<PathBuf>,
+    /// Train the continued run's encoder on the batch-norm statistics it has reached, left as
+    /// they are, so that training sees what inference sees (with the generated people's term it
+    /// did not keep the run from breaking: docs/distillation.md).
+    #[arg(long, requires = "continue_from")]
+    frozen_statistics: bool,
     /// Landmark noise before alignment, as an NME (our detector's is 0.11 on LFW).
     #[arg(long, default_value_t = KD_AUGMENT.landmark_nme)]
     landmark_nme: f32,
@@ -93,7 +100,7 @@ pub struct DistilArgs {
 impl DistilArgs {
     /// The generated people's identity term, when it has a weight, starting at `from_step`.
     fn generated_id_term(&self, from_step: usize) -> Option<GeneratedIdConfig> {
-        (self.generated_id > 0.0).then(|| GeneratedIdConfig::new(self.generated_id).with_from_step(Some(from_step)).with_ramp_steps(Some(RAMP_STEPS)))
+        (self.generated_id > 0.0).then(|| GeneratedIdConfig::new(self.generated_id).with_from_step(Some(from_step)).with_ramp_steps(Some(RAMP_STEPS)).with_space(Some(TemplateSpace::TeacherNull)))
     }
 }
 
@@ -115,9 +122,9 @@ pub fn distil_teacher(a: DistilArgs) -> Result<()> {
         let from_config = from.join(trainer::checkpoint::CONFIG_FILE);
         let base = KdConfig::load(&from_config).with_context(|| format!("{}: expected the distillation run's config.json", from_config.display()))?;
         let state: trainer::steps::StepState = trainer::checkpoint::saved_state(from)?;
-        let cfg = base.with_generated_id(a.generated_id_term(state.steps_done)).with_continued_from(Some(format!("{} at step {}", from.display(), state.steps_done)));
+        let cfg = base.with_generated_id(a.generated_id_term(state.steps_done)).with_continued_from(Some(format!("{} at step {}", from.display(), state.steps_done))).with_frozen_statistics(a.frozen_statistics.then_some(true));
         trainer::checkpoint::continue_run(from, &a.out, &cfg)?;
-        log::info!("{} continues {} after step {} with the generated people's identity term {:?}", a.out.display(), from.display(), state.steps_done, a.generated_id_term(state.steps_done));
+        log::info!("{} continues {} after step {} with the generated people's identity term {:?}, frozen statistics: {}", a.out.display(), from.display(), state.steps_done, cfg.generated_id, a.frozen_statistics);
         cfg
     } else if a.out.join("state.json").exists() {
         let cfg = KdConfig::load(&saved).with_context(|| format!("{}: expected the distillation run's config.json", saved.display()))?;

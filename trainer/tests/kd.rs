@@ -2,7 +2,8 @@
 //! narrow cone, like the real teacher's): a run paused after its first step and resumed ends
 //! with the weights of the same run left alone; its CSV counts images seen; the export folds the
 //! centring into the embedding layer, so tract's output is the student's plus k·μ; a run continued
-//! with the generated people's identity term goes on from its origin's step.
+//! with the generated people's identity term goes on from its origin's step, and with frozen
+//! statistics keeps its origin's batch-norm statistics.
 
 use burn::backend::Autodiff;
 use burn::prelude::*;
@@ -14,7 +15,7 @@ use faceunlock_data::sample::SampleRef;
 use faceunlock_data::synth_set::SynthSet;
 use rand::{Rng, SeedableRng};
 use trainer::kd::data::{KdData, KdFace};
-use trainer::kd::generated_id::GeneratedIdConfig;
+use trainer::kd::generated_id::{GeneratedIdConfig, TemplateSpace};
 use trainer::kd::training::{KdConfig, Pacing, distil, fit_centring, load_kd_run};
 use trainer::model::{EncoderConfig, ModelConfig, SegDistilledId};
 
@@ -73,7 +74,9 @@ fn a_run_continued_with_the_generated_people_term_carries_on_from_its_origin_and
     let origin_state = std::fs::read(origin.join("state.json")).unwrap();
 
     let continued = dir.path().join("continued");
-    let cfg = cfg.with_generated_id(Some(GeneratedIdConfig::new(1.0).with_from_step(Some(1)).with_ramp_steps(Some(1)))).with_continued_from(Some("origin at step 1".into()));
+    let cfg = cfg.with_generated_id(Some(GeneratedIdConfig::new(1.0).with_from_step(Some(1)).with_ramp_steps(Some(1)).with_space(Some(TemplateSpace::TeacherNull))))
+        .with_continued_from(Some("origin at step 1".into()))
+        .with_frozen_statistics(Some(true));
     trainer::checkpoint::continue_run(&origin, &continued, &cfg).unwrap();
     let report = distil::<Autodiff<B>>(&cfg, &data, &pacing(None), &continued, &device).unwrap();
     assert_eq!(report.state.steps_done, 3, "the schedule goes on from the origin's step 1");
@@ -82,15 +85,23 @@ fn a_run_continued_with_the_generated_people_term_carries_on_from_its_origin_and
     assert!(ids[0] == 0.0 && ids[1] > 0.0 && ids[2] > 0.0, "the identity term starts with the continuation: {ids:?}");
     assert_eq!(std::fs::read(origin.join("state.json")).unwrap(), origin_state, "the origin is left as it was");
     assert_eq!(id_column(&origin).len(), 1);
+    // Frozen statistics: the encoder's batch norms kept the origin's running statistics while
+    // its weights trained on.
+    let (_, before) = load_kd_run::<B>(&origin, Some("model"), &device).unwrap();
+    let (_, after) = load_kd_run::<B>(&continued, Some("model"), &device).unwrap();
+    let statistics = |m: &SegDistilledId<B>| m.encoder.units().flat_map(|u| [u.bn.running_mean.value(), u.bn.running_var.value()]).flat_map(|t| t.into_data().to_vec::<f32>().unwrap()).collect::<Vec<_>>();
+    assert!(statistics(&before) == statistics(&after), "the running statistics moved");
+    assert_ne!(weights(&before), weights(&after), "the weights did not train");
 
     // A run started before the term existed (its config.json without the new fields) loads as
     // one without it.
     let mut old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(origin.join("config.json")).unwrap()).unwrap();
     let fields = old.as_object_mut().unwrap();
-    assert!(fields.remove("generated_id").is_some() && fields.remove("continued_from").is_some());
+    assert!(["generated_id", "continued_from", "frozen_statistics"].iter().all(|f| fields.remove(*f).is_some()));
     let old_config = dir.path().join("old.json");
     std::fs::write(&old_config, old.to_string()).unwrap();
-    assert_eq!(KdConfig::load(&old_config).unwrap().generated_id, None);
+    let old = KdConfig::load(&old_config).unwrap();
+    assert_eq!((old.generated_id, old.frozen_statistics), (None, None));
 
     let Err(e) = trainer::checkpoint::continue_run(&origin, &continued, &cfg) else { panic!("continued into a run") };
     assert!(e.to_string().contains("already holds a run"), "{e}");

@@ -9,7 +9,7 @@
 //! pseudo-Huber distance `H` to a template invented for each generated person).
 
 use super::data::{KdData, KdFace};
-use super::generated_id::{GeneratedIdConfig, person_templates};
+use super::generated_id::{GeneratedIdConfig, TemplateSpace, person_templates, unused_directions};
 use crate::checkpoint::load_run;
 use crate::data::{Augment, PrepareError, Prepared, identities_tensor, images_tensor, mask_tensors, prepare_items, prepare_view};
 use crate::loss::{l2_normalize, seg_loss};
@@ -49,6 +49,11 @@ pub struct KdConfig {
     /// The run this one continues (its weights, optimiser state and place in the schedule) with
     /// another loss, as `DIR at step N`; `None` for a run trained from its own start.
     pub continued_from: Option<String>,
+    /// Train the encoder on its batch norms' running statistics, left as they are
+    /// ([`crate::model::mobilenet::Encoder::freeze_statistics`]): for a run continued from
+    /// one whose statistics have settled. `None` (as in a config written before the choice
+    /// existed): no.
+    pub frozen_statistics: Option<bool>,
     #[config(default = 1e-3)]
     pub learning_rate: f64,
     /// Faces with templates per step.
@@ -95,6 +100,21 @@ pub fn fit_centring(data: &KdData) -> Result<Centring> {
     Centring::fit(&rows).context("centring the training faces' templates")
 }
 
+/// The centred targets of every template the run trains on, row after row.
+fn training_targets(data: &KdData, centring: &Centring) -> Vec<f32> {
+    let mut targets = Vec::with_capacity(data.train.len() * 2 * data.dim);
+    data.train.iter().flat_map(|f| [data.template(f, false), data.template(f, true)]).for_each(|t| centring.target_into(t, &mut targets));
+    targets
+}
+
+/// The generated people's identity term at one step.
+#[derive(Clone, Copy)]
+struct TermAtStep<'a> {
+    /// Their invented templates ([`person_templates`]), row after row.
+    templates: &'a [f32],
+    weight: f64,
+}
+
 /// A batch made on the host: the faces with templates first, then the generated ones.
 pub struct HostBatch {
     faces: Vec<Prepared>,
@@ -108,8 +128,8 @@ pub struct HostBatch {
 }
 
 /// Prepare `faces` (each view's target follows its mirroring) and `generated` (with their
-/// people's rows of `person_templates`, when given).
-fn host_batch(data: &KdData, cfg: &KdConfig, faces: &[&KdFace], generated: &[&SampleRef], person_templates: Option<&[f32]>, augment: Augment, seed: u64) -> HostBatch {
+/// people's invented templates, when the identity term is on).
+fn host_batch(data: &KdData, cfg: &KdConfig, faces: &[&KdFace], generated: &[&SampleRef], term: Option<TermAtStep>, augment: Augment, seed: u64) -> HostBatch {
     let spec = CropSpec::default();
     let report = |failed: Vec<PrepareError>| failed.into_iter().for_each(|e| log::warn!("skipped: {e}"));
     let (views, failed) = prepare_items(faces, seed, |f| &f.sample, |face, sample, name, rng| {
@@ -123,12 +143,12 @@ fn host_batch(data: &KdData, cfg: &KdConfig, faces: &[&KdFace], generated: &[&Sa
     let with_targets = prepared.len();
     let (extra, failed) = crate::data::prepare_refs(generated, spec, augment, seed ^ 0x5e6);
     report(failed);
-    let generated_targets = match person_templates {
-        Some(rows) => extra.iter().flat_map(|f| &rows[f.identity as usize * data.dim..(f.identity as usize + 1) * data.dim]).copied().collect(),
+    let generated_targets = match term {
+        Some(TermAtStep { templates, .. }) => extra.iter().flat_map(|f| &templates[f.identity as usize * data.dim..(f.identity as usize + 1) * data.dim]).copied().collect(),
         None => Vec::new(),
     };
     prepared.extend(extra);
-    HostBatch { faces: prepared, targets: targets.concat(), with_targets, generated_targets, generated_weight: 0.0 }
+    HostBatch { faces: prepared, targets: targets.concat(), with_targets, generated_targets, generated_weight: term.map_or(0.0, |t| t.weight) }
 }
 
 /// The loss of one batch: parts `[loss, kd, seg, id, cosine]` (`id` the sum of the identity
@@ -214,8 +234,8 @@ impl<B: AutodiffBackend> StepTask<B> for KdTask<'_> {
         let augment_seed = rng.random();
         let extra = if generated.is_empty() { 0 } else { self.cfg.generated_per_step() };
         let generated: Vec<&SampleRef> = (0..extra).map(|_| &generated[rng.random_range(0..generated.len())]).collect();
-        let batch = host_batch(self.data, self.cfg, &faces, &generated, self.person_templates.as_deref(), self.cfg.augment, augment_seed);
-        HostBatch { generated_weight: self.cfg.generated_id().map_or(0.0, |term| term.weight_at(step)), ..batch }
+        let term = self.person_templates.as_deref().zip(self.cfg.generated_id()).map(|(templates, term)| TermAtStep { templates, weight: term.weight_at(step) });
+        host_batch(self.data, self.cfg, &faces, &generated, term, self.cfg.augment, augment_seed)
     }
 
     fn loss(&self, model: &SegDistilledId<B>, batch: HostBatch, device: &B::Device) -> Loss<B> {
@@ -271,8 +291,18 @@ pub fn distil<B: AutodiffBackend>(cfg: &KdConfig, data: &KdData, pacing: &Pacing
     B::seed(device, cfg.seed);
     let term = cfg.generated_id();
     anyhow::ensure!(term.is_none() || (cfg.model.teacher && data.generated_people > 0), "the generated people's identity term needs the joint model and generated faces (--synth)");
-    let person_templates = term.map(|_| person_templates(data.generated_people, data.dim, cfg.seed));
-    crate::steps::run(&KdTask { cfg, data, person_templates }, &plan, cfg, cfg.model.init::<B>(device), fresh, dir, device)
+    let person_templates = term.map(|term| {
+        let within = (term.space == Some(TemplateSpace::TeacherNull)).then(|| unused_directions(&training_targets(data, cfg.centring()), data.dim));
+        if let Some(basis) = &within {
+            log::info!("the generated people's templates lie in the {} of {} directions the teacher's templates leave unused", basis.ncols(), data.dim);
+        }
+        person_templates(data.generated_people, data.dim, within.as_ref(), cfg.seed)
+    });
+    let mut model = cfg.model.init::<B>(device);
+    if cfg.frozen_statistics == Some(true) {
+        model.encoder = model.encoder.freeze_statistics();
+    }
+    crate::steps::run(&KdTask { cfg, data, person_templates }, &plan, cfg, model, fresh, dir, device)
 }
 
 /// A distillation run's config and model (best weights, else the last checkpoint), or the

@@ -57,6 +57,9 @@ pub struct ConvBn<B: Backend> {
     pub relu6: bool,
     /// Depthwise conv computed from taps (see [`Depthwise`]).
     pub taps: bool,
+    /// Normalise with the running statistics in training too, leaving them as they are (scale
+    /// and shift still learn): training then sees what inference sees ([`Encoder::freeze_statistics`]).
+    pub frozen_statistics: bool,
 }
 
 /// Batch-norm running mean and variance of these units: counted by `num_params` but not trained.
@@ -78,14 +81,23 @@ impl<B: Backend> ConvBn<B> {
             .with_bias(false)
             .init(device);
         let taps = depthwise == Depthwise::Taps && groups > 1 && groups == cin && cin == cout;
-        Self { conv, bn: BatchNormConfig::new(cout).init(device), relu6, taps }
+        Self { conv, bn: BatchNormConfig::new(cout).init(device), relu6, taps, frozen_statistics: false }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let z = if self.taps { depthwise_taps(x, self.conv.weight.val(), self.conv.stride[0]) } else { self.conv.forward(x) };
-        let y = self.bn.forward(z);
+        let y = if self.frozen_statistics { with_running_statistics(&self.bn, z) } else { self.bn.forward(z) };
         if self.relu6 { relu6(y) } else { y }
     }
+}
+
+/// `bn` applied with its running mean and variance whatever the backend (Burn's `forward` uses
+/// the batch's own under autodiff and updates the running ones). They are detached: an optimiser
+/// would otherwise step them as parameters.
+fn with_running_statistics<B: Backend>(bn: &BatchNorm<B>, z: Tensor<B, 4>) -> Tensor<B, 4> {
+    let shape = [1, bn.gamma.dims()[0], 1, 1];
+    let std = bn.running_var.value().detach().add_scalar(bn.epsilon).sqrt().reshape(shape);
+    (z - bn.running_mean.value().detach().reshape(shape)) / std * bn.gamma.val().reshape(shape) + bn.beta.val().reshape(shape)
 }
 
 /// One inverted-residual block: optional 1×1 expansion, 3×3 depthwise, 1×1 linear projection.
@@ -184,6 +196,19 @@ impl<B: Backend> Encoder<B> {
     pub fn units(&self) -> impl Iterator<Item = &ConvBn<B>> {
         let blocks = self.blocks.iter().flat_map(|b| b.expand.iter().chain([&b.depthwise, &b.project]));
         std::iter::once(&self.stem).chain(blocks).chain(std::iter::once(&self.head))
+    }
+
+    /// The encoder with every unit's batch norm on its running statistics in training too: a
+    /// run continued this way trains what inference runs, and faces of another kind in its
+    /// batches (generated ones) no longer move the statistics real faces are normalised with.
+    pub fn freeze_statistics(mut self) -> Self {
+        self.units_mut().for_each(|unit| unit.frozen_statistics = true);
+        self
+    }
+
+    fn units_mut(&mut self) -> impl Iterator<Item = &mut ConvBn<B>> {
+        let blocks = self.blocks.iter_mut().flat_map(|b| b.expand.iter_mut().chain([&mut b.depthwise, &mut b.project]));
+        std::iter::once(&mut self.stem).chain(blocks).chain(std::iter::once(&mut self.head))
     }
 
     /// Trainable parameters (Burn's `num_params` also counts batch-norm running statistics).
