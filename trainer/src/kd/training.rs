@@ -94,16 +94,21 @@ impl KdConfig {
     }
 }
 
-/// The centring of every template the run trains on (image and mirror rows of its faces).
+/// Every template the run trains on: the image and mirror rows of its faces.
+fn training_templates(data: &KdData) -> impl Iterator<Item = &[f32]> {
+    data.train.iter().flat_map(|f| [data.template(f, false), data.template(f, true)])
+}
+
+/// The centring of every template the run trains on.
 pub fn fit_centring(data: &KdData) -> Result<Centring> {
-    let rows: Vec<&[f32]> = data.train.iter().flat_map(|f| [data.template(f, false), data.template(f, true)]).collect();
+    let rows: Vec<&[f32]> = training_templates(data).collect();
     Centring::fit(&rows).context("centring the training faces' templates")
 }
 
 /// The centred targets of every template the run trains on, row after row.
 fn training_targets(data: &KdData, centring: &Centring) -> Vec<f32> {
     let mut targets = Vec::with_capacity(data.train.len() * 2 * data.dim);
-    data.train.iter().flat_map(|f| [data.template(f, false), data.template(f, true)]).for_each(|t| centring.target_into(t, &mut targets));
+    training_templates(data).for_each(|t| centring.target_into(t, &mut targets));
     targets
 }
 
