@@ -109,6 +109,23 @@ fn a_run_continued_with_the_generated_people_term_carries_on_from_its_origin_and
     assert!(e.to_string().contains("no checkpoint to continue from"), "{e}");
 }
 
+#[test]
+fn a_kd_only_run_draws_generated_faces_for_the_generated_people_term_alone() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (_, data, mut cfg) = three_people(dir.path());
+    cfg.model.teacher = false;
+    let device = Default::default();
+    let plain = dir.path().join("kd-only");
+    distil::<Autodiff<B>>(&cfg, &data, &pacing(None), &plain, &device).unwrap();
+    assert_eq!(id_column(&plain), [0.0; 3], "no term, no generated faces");
+    let with_term = dir.path().join("kd-only-term");
+    let cfg = cfg.with_generated_id(Some(GeneratedIdConfig::new(1.0).with_ramp_steps(Some(1)).with_space(Some(TemplateSpace::TeacherNull))));
+    distil::<Autodiff<B>>(&cfg, &data, &pacing(None), &with_term, &device).unwrap();
+    let ids = id_column(&with_term);
+    assert!(ids.len() == 3 && ids.iter().all(|v| *v > 0.0), "the term on the generated faces of every step: {ids:?}");
+}
+
 fn weights(model: &SegDistilledId<B>) -> Vec<f32> {
     let mut w = model.id_head.embed.weight.val().into_data().to_vec::<f32>().unwrap();
     w.extend(model.encoder.head.conv.weight.val().into_data().to_vec::<f32>().unwrap());

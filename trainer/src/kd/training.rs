@@ -43,7 +43,7 @@ pub struct KdConfig {
     /// Weight of the ID head's loss (softmax, or ArcFace with `model.arc`); 0: none.
     #[config(default = 0.0)]
     pub lambda_id: f64,
-    /// The generated people's identity term ([`super::generated_id`]; joint model only);
+    /// The generated people's identity term ([`super::generated_id`]);
     /// `None` (as in a config written before the term existed): none.
     pub generated_id: Option<GeneratedIdConfig>,
     /// The run this one continues (its weights, optimiser state and place in the schedule) with
@@ -59,7 +59,7 @@ pub struct KdConfig {
     /// Faces with templates per step.
     #[config(default = 32)]
     pub batch_size: usize,
-    /// Generated faces per step, for the segmentation teacher (joint model only).
+    /// Generated faces per step, for the segmentation teacher and the generated people's term.
     #[config(default = 8)]
     pub seg_batch: usize,
     /// Faces with templates the schedule is planned for (its cosine decay ends there).
@@ -79,9 +79,9 @@ impl KdConfig {
         self.images.div_ceil(self.batch_size)
     }
 
-    /// Generated faces per step (none without the segmentation teacher).
+    /// Generated faces per step: none for a KD-only run without the generated people's term.
     fn generated_per_step(&self) -> usize {
-        if self.model.teacher { self.seg_batch } else { 0 }
+        if self.model.teacher || self.generated_id().is_some() { self.seg_batch } else { 0 }
     }
 
     /// The generated people's identity term, when it has a weight.
@@ -295,7 +295,7 @@ pub fn distil<B: AutodiffBackend>(cfg: &KdConfig, data: &KdData, pacing: &Pacing
     // Seeded, so a run's starting weights (those ImageNet does not give) are its seed's.
     B::seed(device, cfg.seed);
     let term = cfg.generated_id();
-    anyhow::ensure!(term.is_none() || (cfg.model.teacher && data.generated_people > 0), "the generated people's identity term needs the joint model and generated faces (--synth)");
+    anyhow::ensure!(term.is_none() || data.generated_people > 0, "the generated people's identity term needs generated faces (--synth)");
     let person_templates = term.map(|term| {
         let within = (term.space == Some(TemplateSpace::TeacherNull)).then(|| unused_directions(&training_targets(data, cfg.centring()), data.dim));
         if let Some(basis) = &within {
