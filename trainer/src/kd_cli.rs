@@ -41,8 +41,8 @@ pub struct DistilArgs {
     /// run uses them for the term alone).
     #[arg(long)]
     synth: Vec<PathBuf>,
-    /// No segmentation teacher (KD only): the ablation, and since it scored higher on LFW at
-    /// 51,200 and 76,800 faces, the shipped run (docs/ablation.md).
+    /// No segmentation teacher (KD only): the ablation, and the shipped candidate since it
+    /// scored higher on LFW at 51,200 and 76,800 faces (docs/ablation.md).
     #[arg(long)]
     kd_only: bool,
     /// Faces with templates the schedule is planned for.
@@ -67,8 +67,8 @@ pub struct DistilArgs {
     arc_margin: Option<f64>,
     /// Weight of the generated people's identity term (each generated person's faces regress a
     /// template invented for them, in the directions the teacher's templates leave unused; the
-    /// face teacher cannot tell them apart; 0: none). Not yet stable: with templates anywhere,
-    /// weight 1.5 broke the real faces' KD (docs/distillation.md).
+    /// face teacher cannot tell them apart; 0: none). Weights of 1 and more broke the real
+    /// faces' KD; 0.4 held (runs/kd-g04, docs/distillation.md).
     #[arg(long, default_value_t = 0.0)]
     generated_id: f64,
     /// Continue this run (its weights, optimiser state and place in the schedule, copied into

@@ -118,7 +118,7 @@ fn a_kd_only_run_draws_generated_faces_for_the_generated_people_term_alone() {
     let device = Default::default();
     let plain = dir.path().join("kd-only");
     distil::<Autodiff<B>>(&cfg, &data, &pacing(None), &plain, &device).unwrap();
-    assert_eq!(id_column(&plain), [0.0; 3], "no term, no generated faces");
+    assert_eq!(id_column(&plain), [0.0; 3], "no term, nothing in its column");
     let with_term = dir.path().join("kd-only-term");
     let cfg = cfg.with_generated_id(Some(GeneratedIdConfig::new(1.0).with_ramp_steps(Some(1)).with_space(Some(TemplateSpace::TeacherNull))));
     distil::<Autodiff<B>>(&cfg, &data, &pacing(None), &with_term, &device).unwrap();
