@@ -401,24 +401,30 @@ pub struct ExportArgs {
     /// folded back into the bias).
     #[arg(long)]
     centred: bool,
+    /// Embed the crop and its mirror image and average them: twice the encoder's cost on the
+    /// board (docs/distillation.md has what it bought).
+    #[arg(long)]
+    mirror_average: bool,
 }
 
 pub fn export(a: ExportArgs) -> Result<()> {
     type B = burn::backend::Flex;
     let device = Default::default();
+    let views = if a.mirror_average { trainer::export::Views::CropAndMirror } else { trainer::export::Views::Crop };
+    let export_onnx = |encoder: &trainer::model::Encoder<B>, id_head: &trainer::model::IdHead<B>| trainer::export::export_onnx_views(encoder, id_head, views);
     if trainer::kd::training::is_kd_run(&a.run) {
         let (cfg, model) = trainer::kd::training::load_kd_run::<B>(&a.run, a.snapshot.as_deref(), &device)?;
         let centring = cfg.model.centring.as_ref().with_context(|| format!("{}: the distillation run's config has no centring", a.run.display()))?;
         let head = if a.centred { model.id_head.clone() } else { centring.fold_into(model.id_head.clone()) };
-        return write_model(&a.out, &trainer::export::export_onnx(&model.encoder, &head), model.shipped_parameters());
+        return write_model(&a.out, &export_onnx(&model.encoder, &head), model.shipped_parameters());
     }
     anyhow::ensure!(a.snapshot.is_none() && !a.centred, "--snapshot and --centred: {} is not a distillation run", a.run.display());
     if trainer::distill::is_student_run(&a.run) {
         let (_, student) = trainer::distill::training::load_student::<B>(&a.run, &device)?;
-        return write_model(&a.out, &trainer::export::export_onnx(&student.encoder, &student.id_head), student.shipped_parameters());
+        return write_model(&a.out, &export_onnx(&student.encoder, &student.id_head), student.shipped_parameters());
     }
     let (_, model) = load_trained::<B>(&a.run, &device)?;
-    write_model(&a.out, &trainer::export::export_onnx(&model.encoder, &model.id_head), model.shipped_parameters())
+    write_model(&a.out, &export_onnx(&model.encoder, &model.id_head), model.shipped_parameters())
 }
 
 /// Write an exported model atomically and say what was written.

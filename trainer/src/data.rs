@@ -222,6 +222,20 @@ pub fn prepare_items<I: Sync, T: Send>(
     (ok, failed)
 }
 
+/// `sample` wearing a synthetic mask in a style drawn from `rng`, with probability `p`; `None`
+/// when it drew none (nothing is drawn from `rng` when `p` is 0, so a run without masks keeps
+/// its random stream). The masked face's segmentation labels are dropped: they no longer
+/// describe the pixels under the mask.
+pub fn wearing_mask<R: Rng>(sample: &FaceSample, name: &str, p: f64, rng: &mut R) -> Result<Option<FaceSample>, PrepareError> {
+    if p <= 0.0 || !rng.random_bool(p) {
+        return Ok(None);
+    }
+    let marks = sample.landmarks.ok_or_else(|| PrepareError::NoLandmarks(name.into()))?;
+    let mut masked = FaceSample { mask: None, ..sample.clone() };
+    draw_mask(&mut masked.image, &marks, &MaskStyle::random(rng.random())).map_err(|_| PrepareError::Degenerate(name.into()))?;
+    Ok(Some(masked))
+}
+
 /// One face seen twice under the same augmentation: bare, and wearing `mask` (the bare view
 /// again without one).
 pub fn prepare_masked_pair<R: Rng + Clone>(sample: &FaceSample, name: &str, spec: CropSpec, aug: Augment, mask: Option<&MaskStyle>, rng: &mut R) -> Result<(Prepared, Prepared), PrepareError> {
@@ -262,6 +276,22 @@ mod tests {
         let mean: f64 = (0..draws).map(|_| jitter_landmarks(marks, 0.11, &mut rng).nme(&marks)).sum::<f64>() / draws as f64;
         assert!((mean - 0.11).abs() < 0.003, "mean NME {mean}");
         assert_eq!(jitter_landmarks(marks, 0.0, &mut rng), marks, "no noise asked, none given");
+    }
+
+    #[test]
+    fn a_face_wears_a_mask_below_the_eyes_with_the_asked_probability() {
+        let mut face = generated_face();
+        face.mask = Some(GrayImage::new(face.image.width(), face.image.height()));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let untouched = rng.clone();
+        assert!(wearing_mask(&face, "face", 0.0, &mut rng).unwrap().is_none());
+        assert_eq!(rng.random::<u64>(), untouched.clone().random::<u64>(), "no mask asked: no draw taken from the stream");
+        let masked = wearing_mask(&face, "face", 1.0, &mut rng).unwrap().expect("p = 1 always masks");
+        assert!(masked.mask.is_none(), "the segmentation labels of a masked face are dropped");
+        let eyes_y = face.landmarks.unwrap().0[0][1] as u32;
+        let changed = |rows: std::ops::Range<u32>| rows.flat_map(|y| (0..face.image.width()).map(move |x| (x, y))).filter(|(x, y)| face.image.get_pixel(*x, *y) != masked.image.get_pixel(*x, *y)).count();
+        assert_eq!(changed(0..eyes_y.saturating_sub(4)), 0, "above the eyes nothing changes");
+        assert!(changed(eyes_y + 10..face.image.height()) > 500, "the lower face is covered");
     }
 
     #[test]

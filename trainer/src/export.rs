@@ -174,11 +174,36 @@ impl GraphBuilder {
     }
 }
 
+/// Which views of the aligned crop the exported embedder embeds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Views {
+    /// The crop alone.
+    #[default]
+    Crop,
+    /// The crop and its mirror image as a batch of two, their outputs averaged (before the
+    /// caller's L2 normalisation): twice the encoder's cost for a steadier embedding.
+    CropAndMirror,
+}
+
 /// Serialised ONNX model: input `image` 1×3×128×128 f32, output `embedding` 1×128 (after the
 /// embedding layer's ReLU, or straight out of the layer for a head trained with an angular margin).
 pub fn export_onnx<B: Backend>(encoder: &Encoder<B>, id_head: &IdHead<B>) -> Vec<u8> {
+    export_onnx_views(encoder, id_head, Views::Crop)
+}
+
+/// [`export_onnx`] embedding the given `views` of the crop, same contract.
+pub fn export_onnx_views<B: Backend>(encoder: &Encoder<B>, id_head: &IdHead<B>, views: Views) -> Vec<u8> {
     let mut g = GraphBuilder::default();
-    let mut x = g.conv_bn(INPUT_NAME.to_string(), &encoder.stem);
+    let s = CROP_SIZE as usize;
+    let input = match views {
+        Views::Crop => INPUT_NAME.to_string(),
+        Views::CropAndMirror => {
+            let columns_reversed = g.constant_i64("mirror_columns", (0..s as i64).rev().collect());
+            let mirror = g.node("Gather", vec![INPUT_NAME.into(), columns_reversed], vec![int("axis", 3)]);
+            g.node("Concat", vec![INPUT_NAME.into(), mirror], vec![int("axis", 0)])
+        }
+    };
+    let mut x = g.conv_bn(input, &encoder.stem);
     for block in &encoder.blocks {
         let input = x.clone();
         if let Some(expand) = &block.expand {
@@ -197,11 +222,11 @@ pub fn export_onnx<B: Backend>(encoder: &Encoder<B>, id_head: &IdHead<B>) -> Vec
     let w = g.constant("embed_w", &wdims, values(&id_head.embed.weight.val()));
     let b = g.constant("embed_b", &[wdims[1]], id_head.embed.bias.as_ref().map_or_else(|| vec![0.0; wdims[1]], |b| values(&b.val())));
     let gemm = g.node("Gemm", vec![flat, w, b], vec![]);
-    if id_head.has_relu() {
-        g.node("Relu", vec![gemm], vec![]);
+    let embedding = if id_head.has_relu() { g.node("Relu", vec![gemm], vec![]) } else { gemm };
+    if views == Views::CropAndMirror {
+        g.node("ReduceMean", vec![embedding], vec![ints("axes", &[0]), int("keepdims", 1)]);
     }
     g.name_last_output(OUTPUT_NAME);
-    let s = CROP_SIZE as usize;
     let value = |name: &str, dims: &[usize]| pb::ValueInfoProto { name: name.into(), r#type: Some(tensor_type(dims)), ..Default::default() };
     g.finish("faceunlock_embedder", vec![value(INPUT_NAME, &[1, 3, s, s])], vec![value(OUTPUT_NAME, &[1, wdims[1]])])
 }

@@ -68,11 +68,17 @@ pub struct DistilArgs {
     /// Weight of the generated people's identity term (each generated person's faces regress a
     /// template invented for them, in the directions the teacher's templates leave unused; the
     /// face teacher cannot tell them apart; 0: none). Weights of 1 and more broke the real
-    /// faces' KD; 0.4 held (runs/kd-g04, docs/distillation.md).
-    #[arg(long, default_value_t = 0.0)]
-    generated_id: f64,
+    /// faces' KD; 0.4 held (runs/kd-g04, docs/distillation.md). A continued run keeps its
+    /// origin's term unless this is given (a new weight ramps in from the continuation's step).
+    #[arg(long)]
+    generated_id: Option<f64>,
+    /// Fraction of the faces with templates that wear a synthetic mask, still regressing the
+    /// teacher's template of the bare face: the occlusion option (`embedder-masked.onnx`), as a
+    /// run continued from the shipped one (docs/occlusion.md).
+    #[arg(long)]
+    mask_probability: Option<f64>,
     /// Continue this run (its weights, optimiser state and place in the schedule, copied into
-    /// --out, the run itself left as it was) with the generated people's term and
+    /// --out, the run itself left as it was) with the generated people's term, the masks and
     /// --frozen-statistics as the only changes.
     #[arg(long)]
     continue_from: Option<PathBuf>,
@@ -99,14 +105,15 @@ pub struct DistilArgs {
     depthwise: Depthwise,
 }
 
-impl DistilArgs {
-    /// The generated people's identity term, when it has a weight, starting at `from_step`.
-    fn generated_id_term(&self, from_step: usize) -> Option<GeneratedIdConfig> {
-        (self.generated_id > 0.0).then(|| GeneratedIdConfig::new(self.generated_id).with_from_step(Some(from_step)).with_ramp_steps(Some(RAMP_STEPS)).with_space(Some(TemplateSpace::TeacherNull)))
-    }
+/// The generated people's identity term at `weight` (none at 0), ramping in from `from_step`.
+fn generated_id_term(weight: f64, from_step: usize) -> Option<GeneratedIdConfig> {
+    (weight > 0.0).then(|| GeneratedIdConfig::new(weight).with_from_step(Some(from_step)).with_ramp_steps(Some(RAMP_STEPS)).with_space(Some(TemplateSpace::TeacherNull)))
 }
 
 pub fn distil_teacher(a: DistilArgs) -> Result<()> {
+    if let Some(p) = a.mask_probability {
+        anyhow::ensure!((0.0..=1.0).contains(&p), "--mask-probability {p}: expected a fraction in [0, 1]");
+    }
     let parts = a.parts.exists().then_some((a.parts.as_path(), a.landmarks.as_path()));
     let sources = KdSources { lfw: &a.lfw, lfw_teacher: &a.lfw_teacher, parts, extra: Some(&a.extra), synth: &a.synth };
     let data = KdData::load(&sources)?;
@@ -123,9 +130,26 @@ pub fn distil_teacher(a: DistilArgs) -> Result<()> {
         let from_config = from.join(trainer::checkpoint::CONFIG_FILE);
         let base = KdConfig::load(&from_config).with_context(|| format!("{}: expected the distillation run's config.json", from_config.display()))?;
         let state: trainer::steps::StepState = trainer::checkpoint::saved_state(from)?;
-        let cfg = base.with_generated_id(a.generated_id_term(state.steps_done)).with_continued_from(Some(format!("{} at step {}", from.display(), state.steps_done))).with_frozen_statistics(a.frozen_statistics.then_some(true));
+        let generated_id = match a.generated_id {
+            Some(weight) => generated_id_term(weight, state.steps_done),
+            None => base.generated_id.clone(),
+        };
+        let mask_probability = a.mask_probability.or(base.mask_probability);
+        let cfg = base
+            .with_generated_id(generated_id)
+            .with_mask_probability(mask_probability)
+            .with_continued_from(Some(format!("{} at step {}", from.display(), state.steps_done)))
+            .with_frozen_statistics(a.frozen_statistics.then_some(true));
         trainer::checkpoint::continue_run(from, &a.out, &cfg)?;
-        log::info!("{} continues {} after step {} with the generated people's identity term {:?}, frozen statistics: {}", a.out.display(), from.display(), state.steps_done, cfg.generated_id, a.frozen_statistics);
+        log::info!(
+            "{} continues {} after step {} with the generated people's identity term {:?}, masks on {:?} of the faces, frozen statistics: {}",
+            a.out.display(),
+            from.display(),
+            state.steps_done,
+            cfg.generated_id,
+            cfg.mask_probability,
+            a.frozen_statistics
+        );
         cfg
     } else if a.out.join("state.json").exists() {
         let cfg = KdConfig::load(&saved).with_context(|| format!("{}: expected the distillation run's config.json", saved.display()))?;
@@ -141,7 +165,8 @@ pub fn distil_teacher(a: DistilArgs) -> Result<()> {
             .with_lambda_kd(a.lambda_kd)
             .with_lambda_seg(a.lambda_seg)
             .with_lambda_id(a.lambda_id)
-            .with_generated_id(a.generated_id_term(0))
+            .with_generated_id(generated_id_term(a.generated_id.unwrap_or(0.0), 0))
+            .with_mask_probability(a.mask_probability)
             .with_learning_rate(a.lr)
             .with_batch_size(a.batch)
             .with_seg_batch(a.seg_batch)

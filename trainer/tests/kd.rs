@@ -1,7 +1,8 @@
 //! Template distillation end to end on generated faces with made-up teacher templates (a
 //! narrow cone, like the real teacher's): a run paused after its first step and resumed ends
 //! with the weights of the same run left alone; its CSV counts images seen; the export folds the
-//! centring into the embedding layer, so tract's output is the student's plus k·μ; a run continued
+//! centring into the embedding layer, so tract's output is the student's plus k·μ (and the
+//! mirror-averaging export's the mean of the crop's and its mirror image's); a run continued
 //! with the generated people's identity term goes on from its origin's step, and with frozen
 //! statistics keeps its origin's batch-norm statistics.
 
@@ -97,11 +98,11 @@ fn a_run_continued_with_the_generated_people_term_carries_on_from_its_origin_and
     // one without it.
     let mut old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(origin.join("config.json")).unwrap()).unwrap();
     let fields = old.as_object_mut().unwrap();
-    assert!(["generated_id", "continued_from", "frozen_statistics"].iter().all(|f| fields.remove(*f).is_some()));
+    assert!(["generated_id", "continued_from", "frozen_statistics", "mask_probability"].iter().all(|f| fields.remove(*f).is_some()));
     let old_config = dir.path().join("old.json");
     std::fs::write(&old_config, old.to_string()).unwrap();
     let old = KdConfig::load(&old_config).unwrap();
-    assert_eq!((old.generated_id, old.frozen_statistics), (None, None));
+    assert_eq!((old.generated_id, old.frozen_statistics, old.mask_probability), (None, None, None));
 
     let Err(e) = trainer::checkpoint::continue_run(&origin, &continued, &cfg) else { panic!("continued into a run") };
     assert!(e.to_string().contains("already holds a run"), "{e}");
@@ -176,10 +177,41 @@ fn a_paused_distillation_resumes_exactly_and_exports_the_teachers_geometry() {
     let student: Vec<f32> = model.embed(input).into_data().to_vec().unwrap();
     let worst = raw.iter().zip(&student).zip(&centring.mean).map(|((t, s), m)| (t - (s + m * centring.scale as f32)).abs()).fold(0.0f32, f32::max);
     assert!(worst < 1e-3, "tract's output differs from the student's + k·μ by {worst}");
+
+    // Averaged over the crop and its mirror image: the mean of the single-view outputs.
+    let averaging = trainer::export::export_onnx_views(&model.encoder, &head, trainer::export::Views::CropAndMirror);
+    let mut both = Embedder::from_bytes(&path, &averaging, &entry).unwrap();
+    let mirrored = embedder.embed_raw(&image::imageops::flip_horizontal(&crop)).unwrap().to_vec();
+    let averaged = both.embed_raw(&crop).unwrap();
+    let worst = averaged.iter().zip(raw.iter().zip(&mirrored)).map(|(a, (r, m))| (a - (r + m) / 2.0).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "the mirror-averaging export differs from the mean of the two views by {worst}");
+    let apart = raw.iter().zip(&mirrored).map(|(r, m)| (r - m).abs()).fold(0.0f32, f32::max);
+    assert!(apart > 1e3 * worst, "a generated face and its mirror image embed {apart} apart: too close to tell the average ({worst}) from either");
 }
 
 /// Generated faces stand in for real ones: their masks are dropped from the distilled faces (the
 /// generated set itself still feeds the segmentation teacher).
 fn without_mask(r: &SampleRef) -> SampleRef {
     SampleRef { mask: None, ..r.clone() }
+}
+
+#[test]
+fn a_masked_run_regresses_the_bare_faces_templates_from_masked_faces() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (_, data, mut cfg) = three_people(dir.path());
+    cfg.model.teacher = false;
+    let device = Default::default();
+    let first_row = |run: &std::path::Path| -> Vec<f64> {
+        let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+        csv.lines().nth(1).unwrap().split(',').map(|v| v.parse().unwrap()).collect()
+    };
+    let (bare, masked) = (dir.path().join("bare"), dir.path().join("masked"));
+    distil::<Autodiff<B>>(&cfg, &data, &pacing(Some(0.0)), &bare, &device).unwrap();
+    let cfg = cfg.with_mask_probability(Some(1.0));
+    distil::<Autodiff<B>>(&cfg, &data, &pacing(Some(0.0)), &masked, &device).unwrap();
+    let (bare, masked) = (first_row(&bare), first_row(&masked));
+    // Same starting weights, same faces and targets: the first step's KD loss differs only by
+    // what the student saw.
+    assert!((bare[3] - masked[3]).abs() > 1e-4, "masks on every face changed nothing: {} vs {}", bare[3], masked[3]);
 }

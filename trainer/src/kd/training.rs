@@ -2,7 +2,8 @@
 //! replacement, from the step's seed: a resumed run sees exactly the faces it would have) and,
 //! for the joint model, `seg_batch` generated faces. The loss is
 //! `λkd·‖s − k(t − μ)‖² + λseg·CE(seg) + λid·ID + λgen·H(‖s − T_p‖)`: the student's embedding
-//! against the centred template (the mirror image's template for a mirrored view), the
+//! against the centred template (the mirror image's template for a mirrored view; the bare
+//! face's for a view wearing a synthetic mask, with the run's `mask_probability`), the
 //! segmentation teacher's cross-entropy on the faces that have masks (the decoder runs on those
 //! rows only: it costs as much as the encoder per image), optionally the identity loss of the ID
 //! head, and optionally the generated people's identity term ([`super::generated_id`]: the
@@ -11,7 +12,7 @@
 use super::data::{KdData, KdFace};
 use super::generated_id::{GeneratedIdConfig, TemplateSpace, person_templates, unused_directions};
 use crate::checkpoint::load_run;
-use crate::data::{Augment, PrepareError, Prepared, identities_tensor, images_tensor, mask_tensors, prepare_items, prepare_view};
+use crate::data::{Augment, PrepareError, Prepared, identities_tensor, images_tensor, mask_tensors, prepare_items, prepare_view, wearing_mask};
 use crate::loss::{l2_normalize, seg_loss};
 use crate::model::{Centring, ModelConfig, SegDistilledId};
 use crate::steps::{Loss, StepPlan, StepReport, StepTask};
@@ -54,6 +55,10 @@ pub struct KdConfig {
     /// one whose statistics have settled. `None` (as in a config written before the choice
     /// existed): no.
     pub frozen_statistics: Option<bool>,
+    /// Fraction of the faces with templates that wear a synthetic mask, their target still the
+    /// teacher's template of the bare face (MaskInv with the face teacher: the occlusion
+    /// option). `None` (as in a config written before masks existed): none.
+    pub mask_probability: Option<f64>,
     #[config(default = 1e-3)]
     pub learning_rate: f64,
     /// Faces with templates per step.
@@ -132,13 +137,23 @@ pub struct HostBatch {
     generated_weight: f64,
 }
 
-/// Prepare `faces` (each view's target follows its mirroring) and `generated` (with their
-/// people's invented templates, when the identity term is on).
-fn host_batch(data: &KdData, cfg: &KdConfig, faces: &[&KdFace], generated: &[&SampleRef], term: Option<TermAtStep>, augment: Augment, seed: u64) -> HostBatch {
-    let spec = CropSpec::default();
+/// How a batch's faces are seen.
+#[derive(Clone, Copy)]
+struct Viewing {
+    augment: Augment,
+    /// Fraction of the faces with templates that wear a synthetic mask.
+    mask_probability: f64,
+}
+
+/// Prepare `faces` (each view's target follows its mirroring, and is the bare face's when the
+/// view wears a mask) and `generated` (with their people's invented templates, when the
+/// identity term is on).
+fn host_batch(data: &KdData, cfg: &KdConfig, faces: &[&KdFace], generated: &[&SampleRef], term: Option<TermAtStep>, viewing: Viewing, seed: u64) -> HostBatch {
+    let (spec, augment) = (CropSpec::default(), viewing.augment);
     let report = |failed: Vec<PrepareError>| failed.into_iter().for_each(|e| log::warn!("skipped: {e}"));
     let (views, failed) = prepare_items(faces, seed, |f| &f.sample, |face, sample, name, rng| {
-        let (prepared, mirrored) = prepare_view(sample, name, spec, augment, rng)?;
+        let masked = wearing_mask(sample, name, viewing.mask_probability, rng)?;
+        let (prepared, mirrored) = prepare_view(masked.as_ref().unwrap_or(sample), name, spec, augment, rng)?;
         let mut target = Vec::with_capacity(data.dim);
         cfg.centring().target_into(data.template(face, mirrored), &mut target);
         Ok((prepared, target))
@@ -240,20 +255,22 @@ impl<B: AutodiffBackend> StepTask<B> for KdTask<'_> {
         let extra = if generated.is_empty() { 0 } else { self.cfg.generated_per_step() };
         let generated: Vec<&SampleRef> = (0..extra).map(|_| &generated[rng.random_range(0..generated.len())]).collect();
         let term = self.person_templates.as_deref().zip(self.cfg.generated_id()).map(|(templates, term)| TermAtStep { templates, weight: term.weight_at(step) });
-        host_batch(self.data, self.cfg, &faces, &generated, term, self.cfg.augment, augment_seed)
+        let viewing = Viewing { augment: self.cfg.augment, mask_probability: self.cfg.mask_probability.unwrap_or(0.0) };
+        host_batch(self.data, self.cfg, &faces, &generated, term, viewing, augment_seed)
     }
 
     fn loss(&self, model: &SegDistilledId<B>, batch: HostBatch, device: &B::Device) -> Loss<B> {
         batch_loss(model, batch, self.cfg, device)
     }
 
-    /// The first [`VAL_FACES`] held-out faces, unaugmented: KD loss and cosine to the teacher.
+    /// The first [`VAL_FACES`] held-out faces, unaugmented and bare: KD loss and cosine to the
+    /// teacher.
     fn validate(&self, model: &SegDistilledId<B::InnerBackend>) -> Result<Vec<f64>> {
         let device = &model.devices()[0];
         let faces: Vec<&KdFace> = self.data.holdout.iter().take(VAL_FACES).collect();
         let mut sums = [0.0; 5];
         for chunk in faces.chunks(self.cfg.batch_size) {
-            let batch = host_batch(self.data, self.cfg, chunk, &[], None, Augment::NONE, 0);
+            let batch = host_batch(self.data, self.cfg, chunk, &[], None, Viewing { augment: Augment::NONE, mask_probability: 0.0 }, 0);
             let weight = batch.with_targets as f64 / faces.len() as f64;
             let parts = read_f64s(batch_loss(model, batch, self.cfg, device).parts)?;
             sums.iter_mut().zip(parts).for_each(|(s, p)| *s += p * weight);
