@@ -69,7 +69,7 @@ pub struct DistilArgs {
     /// template invented for them, in the directions the teacher's templates leave unused; the
     /// face teacher cannot tell them apart; 0: none). Weights of 1 and more broke the real
     /// faces' KD; 0.4 held (runs/kd-g04, docs/distillation.md). A continued run keeps its
-    /// origin's term unless this is given (a new weight ramps in from the continuation's step).
+    /// origin's term unless this is given (the new weight is ramped to from the origin's).
     #[arg(long)]
     generated_id: Option<f64>,
     /// Fraction of the faces with templates that wear a synthetic mask, still regressing the
@@ -131,7 +131,10 @@ pub fn distil_teacher(a: DistilArgs) -> Result<()> {
         let base = KdConfig::load(&from_config).with_context(|| format!("{}: expected the distillation run's config.json", from_config.display()))?;
         let state: trainer::steps::StepState = trainer::checkpoint::saved_state(from)?;
         let generated_id = match a.generated_id {
-            Some(weight) => generated_id_term(weight, state.steps_done),
+            Some(weight) => {
+                let origin_weight = base.generated_id.as_ref().map(|g| g.weight_at(state.steps_done));
+                generated_id_term(weight, state.steps_done).map(|term| term.with_ramp_from(origin_weight))
+            }
             None => base.generated_id.clone(),
         };
         let mask_probability = a.mask_probability.or(base.mask_probability);

@@ -64,6 +64,10 @@ pub struct GeneratedIdConfig {
     /// switched on at full weight in a running distillation makes steps many times the learning
     /// rate, and blew the run up within 100 steps (`docs/distillation.md`).
     pub ramp_steps: Option<usize>,
+    /// The weight the ramp starts from: a continued run's origin's weight at the continuation,
+    /// so a heavier term grows from where the origin's was; `None` (a new term, or a config
+    /// written before this existed): 0.
+    pub ramp_from: Option<f64>,
     /// Where the templates lie; `None` (as in a config written before there was a choice):
     /// [`TemplateSpace::Anywhere`].
     pub space: Option<TemplateSpace>,
@@ -73,8 +77,9 @@ impl GeneratedIdConfig {
     /// The term's weight at optimiser step `step`.
     pub fn weight_at(&self, step: usize) -> f64 {
         let since = step.saturating_sub(self.from_step.unwrap_or(0)) as f64;
-        let ramped = self.ramp_steps.map_or(1.0, |ramp| since / ramp.max(1) as f64);
-        self.weight * ramped.min(1.0)
+        let ramped = self.ramp_steps.map_or(1.0, |ramp| since / ramp.max(1) as f64).min(1.0);
+        let from = self.ramp_from.unwrap_or(0.0);
+        from + (self.weight - from) * ramped
     }
 }
 
@@ -153,6 +158,9 @@ mod tests {
         let term = GeneratedIdConfig::new(2.0).with_from_step(Some(3000)).with_ramp_steps(Some(500));
         let weights: Vec<f64> = [0, 3000, 3250, 3500, 9000].iter().map(|s| term.weight_at(*s)).collect();
         assert_eq!(weights, [0.0, 0.0, 1.0, 2.0, 2.0]);
+        let heavier = term.with_ramp_from(Some(0.4));
+        let weights: Vec<f64> = [3000, 3250, 3500].iter().map(|s| heavier.weight_at(*s)).collect();
+        assert!(weights.iter().zip([0.4, 1.2, 2.0]).all(|(w, e)| (w - e).abs() < 1e-12), "a continued run's term grows from its origin's weight: {weights:?}");
     }
 
     #[test]
@@ -161,6 +169,6 @@ mod tests {
         let old = GeneratedIdConfig::load_binary(br#"{"weight": 5.0, "margin": 0.3, "views": 2}"#).unwrap();
         assert_eq!(old, GeneratedIdConfig::new(5.0));
         assert_eq!(old.weight_at(0), 5.0);
-        assert_eq!(old.space, None);
+        assert_eq!((old.space, old.ramp_from), (None, None));
     }
 }
